@@ -1,0 +1,120 @@
+// postline/envelope.h — the e-mail envelope that producers queue and the
+// worker delivers, its JSON v1 wire format, and its validation.
+//
+// The JSON v1 format is the contract for producers in any language; its
+// schema is docs/envelope.schema.json. An envelope is opaque to the queue
+// module: it travels as the message body.
+//
+// Thread-safety: all types are plain values; all functions are pure and
+// reentrant.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "postline/error.h"
+
+namespace postline {
+
+// A mailbox (RFC 5322 §3.4): an optional display name and an addr-spec.
+struct Address {
+  std::string name;   // display name, UTF-8, unquoted; may be empty
+  std::string email;  // addr-spec "local@domain"; the domain as given (Unicode or ASCII)
+
+  // The addr-spec with the domain converted to its ASCII (A-label) form
+  // with libidn2 (IDNA 2008, UTS #46 non-transitional), e.g.
+  // "info@bücher.example" → "info@xn--bcher-kva.example". Used for the SMTP
+  // envelope. Errors: kInvalidInput "invalid_address" when the domain is not a
+  // valid IDN.
+  Result<std::string> AsciiEmail() const;
+
+  friend bool operator==(const Address&, const Address&) = default;
+};
+
+struct Attachment {
+  std::string filename;      // UTF-8; non-ASCII is encoded per RFC 2231 by the mime module
+  std::string content_type;  // "type/subtype", e.g. "application/pdf"
+  std::string content;       // the raw bytes (decoded from content_base64 or read from path)
+
+  friend bool operator==(const Attachment&, const Attachment&) = default;
+};
+
+// Priorities 1–3 are the priority lane (verification, password reset,
+// account notifications), 4–10 the regular lane (invoices at 5, bulk).
+inline constexpr int kMinPriority = 1;
+inline constexpr int kMaxPriority = 10;
+inline constexpr int kDefaultPriority = 5;
+inline constexpr int kInvoicePriority = 5;
+inline bool IsPriorityLane(int priority) { return priority >= 1 && priority <= 3; }
+
+struct Email {
+  // Envelope id: assigned by the producer (see NewEnvelopeId) when queued;
+  // the Message-ID and the sent log derive from it.
+  std::string id;
+  Address from;
+  std::vector<Address> to;
+  std::vector<Address> cc;
+  std::vector<Address> bcc;
+  std::vector<Address> reply_to;
+  std::string subject;  // UTF-8
+  std::string text;     // text/plain body, UTF-8, "\n" line ends
+  std::string html;     // text/html body, UTF-8; may be empty
+  std::vector<Attachment> attachments;
+  // Extra header fields, in order (name, value). Names must be RFC 5322
+  // field names; structural headers (From, To, Cc, Bcc, Subject, Date,
+  // Message-ID, MIME-Version, Content-*) are refused.
+  std::vector<std::pair<std::string, std::string>> headers;
+  int priority = kDefaultPriority;
+  std::string idempotency_key;  // optional producer key; empty when absent
+  std::optional<std::chrono::system_clock::time_point> send_at;  // not before this time
+
+  friend bool operator==(const Email&, const Email&) = default;
+};
+
+struct EnvelopeLimits {
+  // Upper bound on the decoded size of subject + bodies + attachments + headers.
+  std::size_t max_total_bytes = 25 * 1024 * 1024;
+  std::size_t max_recipients = 500;  // to + cc + bcc
+};
+
+// Parses one address: "Name <local@domain>", "\"Doe, Jane\" <jane@x>",
+// "local@domain", or an encoded display name. Errors: kInvalidInput
+// "invalid_address" naming `field` and the expected form;
+// "header_injection" when the text contains CR or LF.
+Result<Address> ParseAddress(std::string_view text, std::string_view field = "address");
+
+// Parses an RFC 5322 address-list ("a@x, \"Doe, Jane\" <j@y>"); commas inside
+// quoted display names do not split. Errors as ParseAddress, field
+// "<field>[i]".
+Result<std::vector<Address>> ParseAddressList(std::string_view text,
+                                              std::string_view field = "to");
+
+// Checks an envelope: at least one recipient, every address valid (IDN
+// domains via libidn2), no CR/LF in any header value, subject, name or
+// address (kInvalidInput "header_injection", non-retryable), priority in
+// 1–10 ("invalid_priority"), a text or html body, the total size within
+// limits ("too_large"), attachments with a filename and content type.
+Result<void> ValidateEmail(const Email& email, const EnvelopeLimits& limits = {});
+
+// Decodes and validates JSON v1 (docs/envelope.schema.json). Attachments
+// given by `path` are read from disk (relative to `base_dir`) and carried
+// as content; an unreadable path is kInvalidInput "unreadable_attachment".
+// Malformed JSON is kInvalidInput "malformed_json" with the byte offset.
+// Unknown top-level fields are rejected ("unknown_field").
+Result<Email> ParseEmailJson(std::string_view json, std::string_view base_dir = ".",
+                             const EnvelopeLimits& limits = {});
+
+// Encodes as JSON v1 with "v": 1; attachments always as content_base64
+// (never path), so the result is self-contained. Inverse of ParseEmailJson.
+std::string EncodeEmailJson(const Email& email);
+
+// A new envelope id: 26 characters of Crockford base32 (a ULID: 48-bit
+// millisecond time, then 80 random bits), sortable by creation time.
+std::string NewEnvelopeId();
+
+}  // namespace postline

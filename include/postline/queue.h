@@ -1,0 +1,250 @@
+// postline/queue.h — the SQS standard-queue operations behind one interface.
+//
+// The semantics are Amazon SQS's (SQS API Reference, 2012-11-05): at-least-
+// once delivery, a visibility timeout per receive, a new receipt handle on
+// every receive, ApproximateReceiveCount, per-queue and per-message delay,
+// retention, and a RedrivePolicy that moves a message to its dead-letter
+// queue (DLQ) once it has been received maxReceiveCount times.
+//
+// The queue moves opaque bodies plus message attributes; it does not know
+// what an e-mail is.
+//
+// Backends: sqlite (embedded default, durable, shared by processes on one
+// machine), memory (tests), sqs (Amazon SQS).
+//
+// Errors use SQS's error names in Error::code:
+//   InvalidMessageContents   body has a character outside #x9 #xA #xD
+//                            #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF, or
+//                            is not valid UTF-8 (kInvalidInput)
+//   MessageTooLong           body + attributes above MaximumMessageSize (kInvalidInput)
+//   InvalidParameterValue    a parameter outside SQS's range (kInvalidInput)
+//   ReceiptHandleIsInvalid   unknown, malformed or stale receipt handle (kInvalidInput)
+//   MessageNotInflight       ChangeMessageVisibility on a message not in flight (kInvalidInput)
+//   TooManyEntriesInBatchRequest / EmptyBatchRequest /
+//   BatchEntryIdsNotDistinct / InvalidBatchEntryId   batch shape (kInvalidInput)
+//   QueueDoesNotExist        (kNotFound)
+//   ServiceUnavailable       database busy/locked beyond its timeout, I/O error (kTransient)
+//   InternalError            anything else (kInternal)
+//
+// Thread-safety: Queue and QueueService implementations are safe to use from
+// many threads at once; the sqlite backend is also safe across processes that
+// share one database file.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "postline/clock.h"
+#include "postline/error.h"
+
+namespace postline {
+
+// SQS limits (SQS Developer Guide, "Quotas").
+inline constexpr int kMaxVisibilityTimeoutSeconds = 43200;  // 12 hours
+inline constexpr int kMinRetentionSeconds = 60;
+inline constexpr int kMaxRetentionSeconds = 1209600;  // 14 days
+inline constexpr int kMaxDelaySeconds = 900;
+inline constexpr int kMaxWaitTimeSeconds = 20;
+inline constexpr int kMaxBatchEntries = 10;
+inline constexpr int kMinMaximumMessageSize = 1024;
+inline constexpr int kMaxMaximumMessageSize = 1048576;  // 1 MiB
+inline constexpr int kMaxMessageAttributes = 10;
+
+// Queue names from the setup guide.
+inline constexpr std::string_view kRegularQueueName = "invoice-generation-queue";
+inline constexpr std::string_view kPriorityQueueName = "priority-emails-queue";
+// A queue's DLQ is named "<queue>-dlq".
+std::string DeadLetterQueueName(std::string_view queue_name);
+
+// A message attribute (SendMessage MessageAttributes). data_type is "String",
+// "Number" or "Binary" (optionally with a ".custom" suffix); value holds the
+// string, the decimal number as text, or the raw bytes.
+struct MessageAttributeValue {
+  std::string data_type = "String";
+  std::string value;
+  friend bool operator==(const MessageAttributeValue&, const MessageAttributeValue&) = default;
+};
+using MessageAttributes = std::map<std::string, MessageAttributeValue>;
+
+struct RedrivePolicy {
+  std::string dead_letter_queue;  // queue name of the DLQ (same service)
+  int max_receive_count = 5;      // 1–1000
+};
+
+// CreateQueue attributes. Defaults are SQS's; the guide's queues use
+// GuideQueueAttributes().
+struct QueueAttributes {
+  int visibility_timeout_seconds = 30;          // 0–43200
+  int message_retention_seconds = 345600;       // 60–1209600
+  int delay_seconds = 0;                        // 0–900
+  int maximum_message_size = 262144;            // 1024–1048576 bytes
+  int receive_message_wait_time_seconds = 0;    // 0–20
+  std::optional<RedrivePolicy> redrive_policy;  // none: messages are never moved
+};
+
+// The setup guide's attributes: visibility 300 s, retention 345600 s (4 days),
+// delay 0, maximum size 262144 bytes (256 KiB), wait 0.
+QueueAttributes GuideQueueAttributes();
+
+struct SendMessageRequest {
+  std::string body;                  // UTF-8, SQS's allowed characters only
+  std::optional<int> delay_seconds;  // 0–900; absent: the queue's DelaySeconds
+  MessageAttributes attributes;      // at most 10
+};
+
+struct SendMessageResult {
+  std::string message_id;
+  std::string md5_of_body;  // hex MD5 of the body bytes, as SQS reports it
+};
+
+struct SendMessageBatchEntry {
+  std::string id;  // batch entry id: 1–80 of [A-Za-z0-9_-], distinct in the batch
+  SendMessageRequest request;
+};
+
+// Result of one batch entry: either the success payload or the error.
+template <typename T>
+struct BatchEntryResult {
+  std::string id;
+  Result<T> result;
+};
+
+struct ReceiveMessageRequest {
+  int max_number_of_messages = 1;                // 1–10
+  std::optional<int> visibility_timeout_seconds;  // 0–43200; absent: the queue's
+  std::optional<int> wait_time_seconds;           // 0–20; absent: the queue's
+  // Long polls return early (with whatever they have, possibly nothing)
+  // when stop is requested.
+  std::stop_token stop;
+};
+
+struct ReceivedMessage {
+  std::string message_id;
+  std::string receipt_handle;  // valid until the next receive of this message
+  std::string body;
+  std::string md5_of_body;
+  MessageAttributes attributes;
+  int approximate_receive_count = 0;                       // including this receive
+  std::chrono::system_clock::time_point sent_timestamp;    // when SendMessage accepted it
+  std::chrono::system_clock::time_point first_receive_timestamp;
+};
+
+// GetQueueAttributes: the guide's console metrics.
+struct QueueStats {
+  std::int64_t approximate_number_of_messages = 0;            // visible now
+  std::int64_t approximate_number_of_messages_not_visible = 0;  // in flight
+  std::int64_t approximate_number_of_messages_delayed = 0;
+  // Age of the oldest message in the queue (any state), seconds; 0 when empty
+  // (CloudWatch ApproximateAgeOfOldestMessage).
+  std::int64_t approximate_age_of_oldest_message_seconds = 0;
+  QueueAttributes attributes;
+};
+
+class Queue {
+ public:
+  virtual ~Queue() = default;
+
+  virtual const std::string& name() const = 0;
+
+  // SendMessage. On success the message is durable (sqlite: committed
+  // with synchronous=FULL) before this returns.
+  virtual Result<SendMessageResult> SendMessage(const SendMessageRequest& request) = 0;
+
+  // SendMessageBatch: 1–10 entries, each accepted or refused on its own.
+  // The outer error is only for the batch's shape (empty, too many, ids).
+  virtual Result<std::vector<BatchEntryResult<SendMessageResult>>> SendMessageBatch(
+      const std::vector<SendMessageBatchEntry>& entries) = 0;
+
+  // ReceiveMessage: up to max_number_of_messages visible messages; each
+  // becomes invisible for the visibility timeout and gets a new receipt
+  // handle. With wait_time_seconds > 0, blocks until at least one message is
+  // available or the wait ends (no busy polling). A message whose receive
+  // count has reached the RedrivePolicy's maxReceiveCount is moved to the DLQ
+  // instead of being returned. Expired messages (retention) are dropped.
+  virtual Result<std::vector<ReceivedMessage>> ReceiveMessage(
+      const ReceiveMessageRequest& request) = 0;
+
+  // DeleteMessage by the latest receipt handle. Deleting an already-deleted
+  // message with its last handle succeeds (SQS is idempotent here); a handle
+  // superseded by a later receive is ReceiptHandleIsInvalid.
+  virtual Result<void> DeleteMessage(std::string_view receipt_handle) = 0;
+
+  virtual Result<std::vector<BatchEntryResult<void>>> DeleteMessageBatch(
+      const std::vector<std::pair<std::string, std::string>>& id_and_receipt_handles) = 0;
+
+  // ChangeMessageVisibility: the message becomes visible `visibility_timeout_seconds`
+  // (0–43200) from now. 0 releases it at once.
+  virtual Result<void> ChangeMessageVisibility(std::string_view receipt_handle,
+                                               int visibility_timeout_seconds) = 0;
+
+  struct VisibilityChange {
+    std::string id;
+    std::string receipt_handle;
+    int visibility_timeout_seconds = 0;
+  };
+  virtual Result<std::vector<BatchEntryResult<void>>> ChangeMessageVisibilityBatch(
+      const std::vector<VisibilityChange>& entries) = 0;
+
+  virtual Result<QueueStats> GetQueueAttributes() = 0;
+
+  // PurgeQueue: deletes every message in the queue.
+  virtual Result<void> PurgeQueue() = 0;
+};
+
+// Creates and looks up queues, like an SQS endpoint.
+class QueueService {
+ public:
+  virtual ~QueueService() = default;
+  // CreateQueue: idempotent when the attributes match; returns the queue.
+  // Differing attributes on an existing queue: kInvalidInput
+  // "QueueAlreadyExists". A RedrivePolicy naming a missing DLQ: kNotFound
+  // "QueueDoesNotExist".
+  virtual Result<std::shared_ptr<Queue>> CreateQueue(std::string_view name,
+                                                     const QueueAttributes& attributes) = 0;
+  // GetQueueUrl: kNotFound "QueueDoesNotExist" when absent.
+  virtual Result<std::shared_ptr<Queue>> GetQueue(std::string_view name) = 0;
+  virtual Result<std::vector<std::string>> ListQueues() = 0;
+};
+
+// The embedded default: one SQLite database file holding all queues.
+// `path` is created (with its parent directory) if absent. Opens in WAL mode
+// with synchronous=FULL. Errors: kInternal/kTransient "ServiceUnavailable"
+// when the file cannot be opened or created.
+Result<std::shared_ptr<QueueService>> OpenSqliteQueueService(
+    const std::string& path, std::shared_ptr<Clock> clock = SystemClock());
+
+// In-process queues for tests; nothing survives the process.
+std::shared_ptr<QueueService> NewMemoryQueueService(std::shared_ptr<Clock> clock = SystemClock());
+
+// Validates a body against SQS's allowed characters (returns
+// InvalidMessageContents naming the offending code point and its byte offset).
+Result<void> ValidateMessageBody(std::string_view body);
+
+// Hex MD5 of bytes (as SQS's MD5OfMessageBody).
+std::string Md5Hex(std::string_view bytes);
+
+// The two lanes of the setup guide and their DLQs.
+struct QueuePair {
+  std::shared_ptr<Queue> priority;      // priority-emails-queue (priority 1–3)
+  std::shared_ptr<Queue> regular;       // invoice-generation-queue (priority 4–10)
+  std::shared_ptr<Queue> priority_dlq;  // priority-emails-queue-dlq
+  std::shared_ptr<Queue> regular_dlq;   // invoice-generation-queue-dlq
+};
+
+// Creates (first use) or opens both guide queues and a DLQ for each
+// ("<name>-dlq", RedrivePolicy maxReceiveCount = max_receive_count).
+Result<QueuePair> EnsureGuideQueues(QueueService& service, const QueueAttributes& attributes,
+                                    int max_receive_count);
+
+// Router: priority 1–3 → pair.priority, 4–10 → pair.regular.
+// Errors: kInvalidInput "invalid_priority" outside 1–10.
+Result<std::shared_ptr<Queue>> RouteByPriority(const QueuePair& pair, int priority);
+
+}  // namespace postline
