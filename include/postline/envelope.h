@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "postline/clock.h"
 #include "postline/error.h"
 
 namespace postline {
@@ -66,8 +67,8 @@ struct Email {
   std::string html;     // text/html body, UTF-8; may be empty
   std::vector<Attachment> attachments;
   // Extra header fields, in order (name, value). Names must be RFC 5322
-  // field names; structural headers (From, To, Cc, Bcc, Subject, Date,
-  // Message-ID, MIME-Version, Content-*) are refused.
+  // field names; structural headers (From, To, Cc, Bcc, Reply-To, Subject,
+  // Date, Sender, Message-ID, MIME-Version, Return-Path, Content-*) are refused.
   std::vector<std::pair<std::string, std::string>> headers;
   int priority = kDefaultPriority;
   std::string idempotency_key;  // optional producer key; empty when absent
@@ -86,6 +87,10 @@ struct EnvelopeLimits {
 // "local@domain", or an encoded display name. Errors: kInvalidInput
 // "invalid_address" naming `field` and the expected form;
 // "header_injection" when the text contains CR or LF.
+// Display names: words are joined by single spaces, quoted-strings are
+// unescaped, RFC 2047 encoded-words are decoded to UTF-8 (a decoded CR, LF
+// or NUL is "header_injection"; text that is not UTF-8 is "invalid_utf8").
+// `email` keeps the addr-spec as given (domain not converted).
 Result<Address> ParseAddress(std::string_view text, std::string_view field = "address");
 
 // Parses an RFC 5322 address-list ("a@x, \"Doe, Jane\" <j@y>"); commas inside
@@ -99,6 +104,11 @@ Result<std::vector<Address>> ParseAddressList(std::string_view text,
 // address (kInvalidInput "header_injection", non-retryable), priority in
 // 1–10 ("invalid_priority"), a text or html body, the total size within
 // limits ("too_large"), attachments with a filename and content type.
+// Other codes, all kInvalidInput with `field` set: "missing_field",
+// "no_recipients", "too_many_recipients", "missing_body", "invalid_utf8",
+// "invalid_header_name", "reserved_header", "invalid_content_type",
+// "invalid_idempotency_key" (> 128 characters), "invalid_id" (a non-empty id
+// must be ≤ 128 of [A-Za-z0-9._-], as it becomes part of the Message-ID).
 Result<void> ValidateEmail(const Email& email, const EnvelopeLimits& limits = {});
 
 // Decodes and validates JSON v1 (docs/envelope.schema.json). Attachments
@@ -106,15 +116,28 @@ Result<void> ValidateEmail(const Email& email, const EnvelopeLimits& limits = {}
 // as content; an unreadable path is kInvalidInput "unreadable_attachment".
 // Malformed JSON is kInvalidInput "malformed_json" with the byte offset.
 // Unknown top-level fields are rejected ("unknown_field").
+// Also: "invalid_type", "unsupported_version", "invalid_attachment",
+// "invalid_base64", "invalid_send_at", and every ValidateEmail error.
+// send_at is kept to millisecond precision.
 Result<Email> ParseEmailJson(std::string_view json, std::string_view base_dir = ".",
                              const EnvelopeLimits& limits = {});
 
 // Encodes as JSON v1 with "v": 1; attachments always as content_base64
-// (never path), so the result is self-contained. Inverse of ParseEmailJson.
+// (never path), so the result is self-contained. Inverse of ParseEmailJson
+// for any Email that passes ValidateEmail (send_at is written with
+// millisecond precision, in UTC).
 std::string EncodeEmailJson(const Email& email);
 
 // A new envelope id: 26 characters of Crockford base32 (a ULID: 48-bit
 // millisecond time, then 80 random bits), sortable by creation time.
+// The random bits come from getrandom(2). Within one thread, ids created in
+// the same millisecond increment the random part, so a thread's ids are
+// strictly increasing while its clock does not go backwards.
+// Thread-safe; reads the time from SystemClock().
 std::string NewEnvelopeId();
+
+// As NewEnvelopeId(), with the millisecond time read from `clock.Now()`
+// (times before the Unix epoch count as 0).
+std::string NewEnvelopeId(const Clock& clock);
 
 }  // namespace postline

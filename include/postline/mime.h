@@ -15,7 +15,8 @@
 //
 // The mime module does no I/O.
 // Thread-safety: ComposeMessage may be called from many threads at once
-// (GMime is initialised once, thread-safely, on first use).
+// (GMime is initialised once, thread-safely, on first use, and stays
+// initialised for the lifetime of the process).
 #pragma once
 
 #include <chrono>

@@ -134,6 +134,11 @@ struct ReceivedMessage {
   int approximate_receive_count = 0;                       // including this receive
   std::chrono::system_clock::time_point sent_timestamp;    // when SendMessage accepted it
   std::chrono::system_clock::time_point first_receive_timestamp;
+  // Set on messages that a RedrivePolicy moved into this queue (a DLQ): the
+  // name of the queue the message came from, so a later redrive knows its
+  // origin (SQS's DeadLetterQueueSourceArn, as a queue name). Empty for
+  // messages sent to this queue directly.
+  std::string dead_letter_source_queue;
 };
 
 // GetQueueAttributes: the guide's console metrics.
@@ -167,20 +172,30 @@ class Queue {
   // handle. With wait_time_seconds > 0, blocks until at least one message is
   // available or the wait ends (no busy polling). A message whose receive
   // count has reached the RedrivePolicy's maxReceiveCount is moved to the DLQ
-  // instead of being returned. Expired messages (retention) are dropped.
+  // instead of being returned (in the same transaction): it keeps its message
+  // id, body, attributes and SentTimestamp (retention still counts from the
+  // original send), its receive count starts again at 0 in the DLQ, and
+  // ReceivedMessage::dead_letter_source_queue names the source queue.
+  // Expired messages (retention) are dropped. Order: the message visible the
+  // longest first (standard queues promise no order).
   virtual Result<std::vector<ReceivedMessage>> ReceiveMessage(
       const ReceiveMessageRequest& request) = 0;
 
   // DeleteMessage by the latest receipt handle. Deleting an already-deleted
   // message with its last handle succeeds (SQS is idempotent here); a handle
-  // superseded by a later receive is ReceiptHandleIsInvalid.
+  // superseded by a later receive is ReceiptHandleIsInvalid. The deleting
+  // handle keeps succeeding for 12 hours (the longest a handle can be in use).
   virtual Result<void> DeleteMessage(std::string_view receipt_handle) = 0;
 
   virtual Result<std::vector<BatchEntryResult<void>>> DeleteMessageBatch(
       const std::vector<std::pair<std::string, std::string>>& id_and_receipt_handles) = 0;
 
   // ChangeMessageVisibility: the message becomes visible `visibility_timeout_seconds`
-  // (0–43200) from now. 0 releases it at once.
+  // (0–43200) from now. 0 releases it at once. Errors: MessageNotInflight
+  // when the message is visible (its timeout ran out or it was released);
+  // InvalidParameterValue for a timeout outside 0–43200 or one that would
+  // end more than 12 hours after the receive that issued the handle (SQS's
+  // ceiling); ReceiptHandleIsInvalid for a stale, unknown or malformed handle.
   virtual Result<void> ChangeMessageVisibility(std::string_view receipt_handle,
                                                int visibility_timeout_seconds) = 0;
 
@@ -208,6 +223,13 @@ class QueueService {
   // "QueueDoesNotExist".
   virtual Result<std::shared_ptr<Queue>> CreateQueue(std::string_view name,
                                                      const QueueAttributes& attributes) = 0;
+  // SetQueueAttributes: replaces the named queue's attributes (all of them).
+  // Queue objects obtained later see the new values; other processes see
+  // them when they next open the queue. Errors: kNotFound "QueueDoesNotExist"
+  // (the queue, or the RedrivePolicy's DLQ); kInvalidInput
+  // "InvalidParameterValue" for values outside SQS's ranges.
+  virtual Result<void> SetQueueAttributes(std::string_view name,
+                                          const QueueAttributes& attributes) = 0;
   // GetQueueUrl: kNotFound "QueueDoesNotExist" when absent.
   virtual Result<std::shared_ptr<Queue>> GetQueue(std::string_view name) = 0;
   virtual Result<std::vector<std::string>> ListQueues() = 0;
@@ -239,7 +261,9 @@ struct QueuePair {
 };
 
 // Creates (first use) or opens both guide queues and a DLQ for each
-// ("<name>-dlq", RedrivePolicy maxReceiveCount = max_receive_count).
+// ("<name>-dlq", RedrivePolicy maxReceiveCount = max_receive_count). Queues
+// that exist with other attributes are brought to these with
+// SetQueueAttributes, so a changed setting takes effect.
 Result<QueuePair> EnsureGuideQueues(QueueService& service, const QueueAttributes& attributes,
                                     int max_receive_count);
 

@@ -45,7 +45,11 @@ struct SendResult {
   int reply_code = 0;   // last SMTP reply code; 0 when none was received
   std::string reply;    // the server's reply text, or a description of the local failure
   std::string provider_message_id;  // e.g. the queue id in "250 2.0.0 Ok: queued as X"
-  std::vector<RecipientRejection> rejected;  // refused recipients when outcome is kSent
+  // Recipients the server refused at RCPT TO. With kSent: the message went
+  // to the others, and these (4yz or 5yz) did not get it. Also filled when
+  // every recipient was refused (then the outcome is kPermanent, or
+  // kTransient if any refusal was 4yz).
+  std::vector<RecipientRejection> rejected;
 };
 
 class Transport {
@@ -54,8 +58,11 @@ class Transport {
   // Delivers one message. Never throws.
   virtual SendResult Send(const OutgoingMessage& message) = 0;
   // A connectivity check for `postline health`: SMTP connects and says EHLO
-  // (and STARTTLS/AUTH when configured), then QUIT. Errors: kTransient with
-  // the failure, kPermanent when authentication is refused.
+  // (and STARTTLS/AUTH when configured), NOOP, then QUIT, on a connection of
+  // its own; the file transport creates the outbox and writes a probe file.
+  // Errors: kTransient with the failure, kPermanent when authentication is
+  // refused (code "smtp_auth_refused") or STARTTLS is required but not
+  // offered ("smtp_starttls_unavailable").
   virtual Result<void> Check() = 0;
   // "smtp", "file", "ses".
   virtual std::string_view name() const = 0;
@@ -85,16 +92,30 @@ struct SmtpSettings {
 
 // Validates settings (host set, port 1–65535, kNone only for a loopback host:
 // "localhost", 127.0.0.0/8, ::1). Errors: kInvalidInput naming SMTP_HOST,
-// SMTP_PORT or POSTLINE_SMTP_TLS.
+// SMTP_PORT or POSTLINE_SMTP_TLS (field), or "helo_name" / "timeout_ms"
+// (EHLO name with characters outside [A-Za-z0-9.-[]:]; non-positive timeouts).
 Result<void> ValidateSmtpSettings(const SmtpSettings& settings);
 
-// An SMTP transport over libcurl; one connection kept open across Send calls.
-// REQUIRES: ValidateSmtpSettings(settings) succeeded.
+// An SMTP transport over libcurl; one connection kept open across Send calls
+// (a new one when a failure or the server closed it).
+// STARTTLS is required unless tls is kNone or implicit TLS is used: a server
+// that does not offer it gets no AUTH and no mail (kPermanent). A Send waits
+// at most settings.timeout_ms for the transaction, plus as long again for the
+// QUIT reply when a failed connection is dropped (and once more if a kept
+// connection proves dead before any reply). libcurl's global state
+// is initialised on first use (once per process, thread-safe) and never
+// cleaned up. Outcome table: docs/delivery.md.
+// REQUIRES: ValidateSmtpSettings(settings) succeeded (otherwise every Send is
+// kPermanent and Check returns the validation error, without connecting).
 std::unique_ptr<Transport> NewSmtpTransport(const SmtpSettings& settings);
 
 // Writes each message to `<outbox_dir>/<envelope_id>.eml` atomically
 // (temporary file, fsync, rename, fsync of the directory). Creates the
-// directory if missing. Write failures are transient (disk full may clear).
+// directory if missing. Write failures are transient (disk full may clear);
+// an envelope_id that is not a safe file name (empty, '/', '\\', control
+// characters, leading '.', over 200 bytes) is permanent. On success
+// provider_message_id is the written file's path. Sending the same
+// envelope_id again replaces the file.
 std::unique_ptr<Transport> NewFileTransport(const std::string& outbox_dir);
 
 }  // namespace postline

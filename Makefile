@@ -1,0 +1,32 @@
+# postline — the two set-up commands are `make run` and `make test`.
+BUILD_DIR ?= build
+BUILD_TYPE ?= RelWithDebInfo
+CTEST_JOBS ?= 2
+
+.PHONY: all bootstrap build run test bench clean format
+
+all: build
+
+bootstrap:
+	@scripts/bootstrap
+
+build: bootstrap
+	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) >/dev/null
+	@cmake --build $(BUILD_DIR)
+
+# The main job on the embedded default (SQLite queue, file outbox): queue the
+# example e-mails and invoices and deliver them with the worker.
+run: build
+	@scripts/run-demo $(BUILD_DIR)/src/app/postline
+
+test: build
+	@ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(CTEST_JOBS) --timeout 600
+
+bench: build
+	@scripts/bench $(BUILD_DIR)
+
+format:
+	@find include src bench -name '*.h' -o -name '*.cc' | xargs clang-format -i
+
+clean:
+	@rm -rf $(BUILD_DIR)

@@ -1,0 +1,109 @@
+// postline/config.h — environment + `.env` → typed, validated settings.
+//
+// Only the program's entry point reads configuration; every other module
+// takes the settings struct it needs through its constructor.
+//
+// Sources, later ones winning: built-in defaults (the embedded mode:
+// QUEUE_PROVIDER=sqlite, EMAIL_PROVIDER=file, data under ./var), the `.env`
+// file, the process environment. The `.env` of the setup guide loads
+// unchanged. Names from the setup guide are kept verbatim; postline's own
+// start with POSTLINE_.
+//
+// Thread-safety: plain values and pure functions.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "postline/error.h"
+#include "postline/transport.h"
+
+namespace postline {
+
+enum class QueueProvider { kSqlite, kSqs, kMemory };
+enum class EmailProvider { kSmtp, kSes, kFile };
+
+struct Settings {
+  QueueProvider queue_provider = QueueProvider::kSqlite;  // QUEUE_PROVIDER
+  EmailProvider email_provider = EmailProvider::kFile;    // EMAIL_PROVIDER
+
+  // AWS (setup guide names; used by QUEUE_PROVIDER=sqs / EMAIL_PROVIDER=ses).
+  std::string aws_region;             // AWS_REGION
+  std::string aws_access_key_id;      // AWS_ACCESS_KEY_ID
+  std::string aws_secret_access_key;  // AWS_SECRET_ACCESS_KEY (secret)
+  std::string aws_session_token;      // AWS_SESSION_TOKEN (secret)
+  std::string aws_endpoint;           // AWS_ENDPOINT, or AWS_ENDPOINT_URL
+  std::string sqs_regular_queue_url;  // SQS_REGULAR_QUEUE_URL
+  std::string sqs_priority_queue_url; // SQS_PRIORITY_QUEUE_URL
+
+  SmtpSettings smtp;  // SMTP_HOST, SMTP_PORT, SMTP_USER, SMTP_PASSWORD (secret),
+                      // POSTLINE_SMTP_TLS (auto|starttls|implicit|none),
+                      // POSTLINE_SMTP_CA_FILE
+
+  std::string frontend_url = "http://localhost:3000";  // FRONTEND_URL
+
+  std::string data_dir = "./var";     // POSTLINE_DATA_DIR: queue.db, state.db, outbox/
+  std::string outbox_dir;             // POSTLINE_OUTBOX_DIR (default <data_dir>/outbox)
+  std::string from;                   // POSTLINE_FROM: default sender "Name <addr>"
+  int concurrency = 4;                // POSTLINE_CONCURRENCY: 1–256 senders
+  int visibility_timeout_seconds = 30;  // POSTLINE_VISIBILITY_TIMEOUT: 1–43200
+  int retry_min_seconds = 15;         // POSTLINE_RETRY_MIN: 1–43200
+  int retry_max_seconds = 3600;       // POSTLINE_RETRY_MAX: RETRY_MIN–43200
+  int max_age_seconds = 345600;       // POSTLINE_MAX_AGE: after this a failing mail is dead ("expired")
+  int max_receive_count = 10;         // POSTLINE_MAX_RECEIVE_COUNT: RedrivePolicy, 1–1000
+  std::string log_level = "info";     // POSTLINE_LOG_LEVEL: debug|info|warn|error
+
+  // Invoices.
+  std::string locale;                          // POSTLINE_LOCALE (empty: from seller country)
+  std::string page_size = "A4";                // POSTLINE_PAGE_SIZE: A4|Letter
+  std::string pay_path = "/invoices/{number}/pay";  // POSTLINE_PAY_PATH
+  std::string template_dir;                    // POSTLINE_TEMPLATE_DIR (override folder)
+
+  // Derived paths.
+  std::string QueueDatabasePath() const;  // <data_dir>/queue.db
+  std::string StateDatabasePath() const;  // <data_dir>/state.db
+  std::string OutboxDir() const;          // outbox_dir or <data_dir>/outbox
+};
+
+// One problem with one variable.
+struct ConfigProblem {
+  std::string variable;  // e.g. "SMTP_PORT"
+  std::string message;   // e.g. "must be an integer 1–65535, got \"abc\""
+};
+
+// Parses `.env` text: KEY=VALUE lines, `#` comments, blank lines, optional
+// `export ` prefix, single- or double-quoted values (double quotes honour
+// \n \" \\), unquoted values trimmed, with ` #` starting a comment.
+// Errors: kInvalidInput "invalid_env_file" naming the line number.
+Result<std::map<std::string, std::string>> ParseDotEnv(std::string_view text);
+
+// Reads and parses a `.env` file. A missing file is not an error when
+// `required` is false (returns an empty map). Errors: kNotFound when required
+// and absent; as ParseDotEnv.
+Result<std::map<std::string, std::string>> ReadDotEnvFile(const std::string& path, bool required);
+
+// Resolves settings from variables (the .env map overlaid by the process
+// environment — the caller merges). Every invalid variable is reported in
+// `problems` (all of them, not only the first); the returned settings are
+// then only partly valid.
+struct LoadedSettings {
+  Settings settings;
+  std::vector<ConfigProblem> problems;
+};
+LoadedSettings ResolveSettings(const std::map<std::string, std::string>& variables);
+
+// The process environment as a map (only variables postline reads:
+// documented names, POSTLINE_*, AWS_*, SQS_*, SMTP_*).
+std::map<std::string, std::string> EnvironmentVariables();
+
+// The resolved settings as "NAME=value" lines, secrets (passwords, secret
+// keys, session tokens) shown as "********" when set.
+std::vector<std::string> DescribeSettings(const Settings& settings);
+
+std::string_view QueueProviderName(QueueProvider p);
+std::string_view EmailProviderName(EmailProvider p);
+
+}  // namespace postline

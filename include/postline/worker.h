@@ -1,0 +1,162 @@
+// postline/worker.h — the scheduler service: receives from both lanes,
+// delivers through a Transport, and settles each message with the queue.
+//
+// Delivery is at-least-once with duplicate suppression:
+//   sent       → recorded in the sent log, then DeleteMessage
+//   transient  → ChangeMessageVisibility(backoff); the queue redelivers later
+//   permanent  → SendMessage to the lane's DLQ with the reason as message
+//                attributes, then DeleteMessage
+//   unparseable body → DLQ with reason "unparseable"
+//   already in the sent log → DeleteMessage without sending (a redelivered
+//                duplicate)
+// After maxReceiveCount receives the queue's RedrivePolicy moves a message to
+// the DLQ by itself.
+//
+// Lanes: the priority queue (priority 1–3) is received by its own long-poll
+// loop and its messages are handed to the next free sender before any
+// regular message; regular messages are received only when a sender is idle,
+// so a regular backlog holds at most `concurrency` messages in flight and
+// never delays a priority e-mail by more than one send.
+//
+// Thread-safety: a Worker is driven by one Run call; its internals use
+// `concurrency` sender threads, one receiver thread per lane and a visibility
+// heartbeat thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "postline/clock.h"
+#include "postline/envelope.h"
+#include "postline/error.h"
+#include "postline/log.h"
+#include "postline/queue.h"
+#include "postline/transport.h"
+
+namespace postline {
+
+// Message attribute names the worker writes on dead letters.
+inline constexpr std::string_view kAttrReason = "postline-reason";        // permanent | expired | unparseable
+inline constexpr std::string_view kAttrReplyCode = "postline-reply-code";  // Number
+inline constexpr std::string_view kAttrReply = "postline-reply";          // server reply or error text
+inline constexpr std::string_view kAttrSourceQueue = "postline-source-queue";
+inline constexpr std::string_view kAttrEnvelopeId = "postline-envelope-id";
+inline constexpr std::string_view kAttrAttempts = "postline-attempts";     // Number
+
+// One delivered e-mail, as kept by the sent log.
+struct SentRecord {
+  std::string envelope_id;
+  std::string idempotency_key;
+  std::string message_id;           // RFC 5322 Message-ID without angle brackets
+  std::string queue;                // the queue it was received from
+  std::string transport;            // "smtp" | "file" | "ses"
+  std::string provider_message_id;
+  std::string reply;                // the server's final reply
+  std::vector<std::string> rejected_recipients;  // "addr: 550 reply" for refused RCPTs
+  int attempts = 0;
+  std::chrono::system_clock::time_point sent_at;
+};
+
+// The sent log: which envelope ids were delivered (idempotency).
+// SQLite file (WAL, synchronous=FULL), shared by every worker process on the
+// machine. Retention: records older than `retention` are removed by Prune.
+// Thread-safety: safe from many threads and processes.
+class SentLog {
+ public:
+  virtual ~SentLog() = default;
+  // Records a delivery. Recording the same envelope id twice keeps the first.
+  // Errors: kTransient "ServiceUnavailable" when the database is busy or the
+  // disk fails.
+  virtual Result<void> Record(const SentRecord& record) = 0;
+  // The record for an envelope id, or std::nullopt.
+  virtual Result<std::optional<SentRecord>> Find(std::string_view envelope_id) = 0;
+  // Number of records with sent_at at or after `since`.
+  virtual Result<std::int64_t> CountSince(std::chrono::system_clock::time_point since,
+                                          std::string_view queue = {}) = 0;
+  // Removes records older than now - retention; returns how many.
+  virtual Result<std::int64_t> Prune(std::chrono::seconds retention) = 0;
+};
+
+// Opens (creating) the sent log at `path`. Errors: kTransient
+// "ServiceUnavailable" when the file cannot be opened.
+Result<std::shared_ptr<SentLog>> OpenSentLog(const std::string& path,
+                                             std::shared_ptr<Clock> clock = SystemClock());
+
+struct WorkerSettings {
+  int concurrency = 4;                  // sender threads, 1–256
+  int visibility_timeout_seconds = 30;  // per receive; extended by the heartbeat while sending
+  int wait_time_seconds = 20;           // long poll, 1–20
+  int retry_min_seconds = 15;           // backoff floor
+  int retry_max_seconds = 3600;         // backoff ceiling
+  int max_age_seconds = 345600;         // older failing mail goes to the DLQ as "expired"
+  EnvelopeLimits limits;
+};
+
+// Exponential backoff with full jitter, clamped: a uniformly random number of
+// seconds in [min, min(max, min · 2^(attempt−1))]. attempt ≥ 1.
+int BackoffSeconds(int attempt, int min_seconds, int max_seconds, std::mt19937_64& rng);
+
+struct WorkerStats {
+  std::atomic<std::int64_t> sent{0};
+  std::atomic<std::int64_t> retried{0};
+  std::atomic<std::int64_t> dead{0};
+  std::atomic<std::int64_t> duplicates{0};
+};
+
+class Worker {
+ public:
+  // REQUIRES: queues has all four queues; transport_factory returns a new
+  // Transport per call; sent_log and clock non-null.
+  Worker(WorkerSettings settings, QueuePair queues, TransportFactory transport_factory,
+         std::shared_ptr<SentLog> sent_log, std::shared_ptr<Clock> clock, Log log);
+
+  // Runs until `stop` is requested, then stops receiving, lets in-progress
+  // sends finish, releases received-but-unstarted messages (visibility 0) and
+  // returns. Returns an error only when the worker could not start.
+  Result<void> Run(std::stop_token stop);
+
+  // Handles one received message completely (decode, dedupe, send, settle).
+  // `queue` is the queue it came from, `dlq` that queue's DLQ. Used by Run's
+  // senders; public so tests can drive a single message.
+  void Handle(Transport& transport, Queue& queue, Queue& dlq, const ReceivedMessage& message);
+
+  const WorkerStats& stats() const { return stats_; }
+
+ private:
+  void Settle(Queue& queue, const ReceivedMessage& message, std::string_view envelope_id);
+  void DeadLetter(Queue& queue, Queue& dlq, const ReceivedMessage& message,
+                  std::string_view envelope_id, std::string_view reason, int reply_code,
+                  std::string_view reply);
+
+  WorkerSettings settings_;
+  QueuePair queues_;
+  TransportFactory transport_factory_;
+  std::shared_ptr<SentLog> sent_log_;
+  std::shared_ptr<Clock> clock_;
+  Log log_;
+  WorkerStats stats_;
+  std::mutex rng_mu_;
+  std::mt19937_64 rng_;
+  // Messages being sent now, for the visibility heartbeat.
+  std::mutex inflight_mu_;
+  struct InFlight {
+    Queue* queue;
+    std::string receipt_handle;
+    std::string envelope_id;
+    std::chrono::steady_clock::time_point visible_again;
+    std::chrono::steady_clock::time_point received;
+  };
+  std::map<std::uint64_t, InFlight> inflight_;
+  std::uint64_t next_inflight_id_ = 0;
+};
+
+}  // namespace postline

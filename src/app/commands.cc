@@ -1,0 +1,533 @@
+#include "app/commands.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <pthread.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <stop_token>
+#include <thread>
+
+#include "postline/config.h"
+#include "postline/envelope.h"
+#include "postline/log.h"
+#include "postline/queue.h"
+#include "postline/transport.h"
+#include "postline/worker.h"
+
+namespace postline::app {
+namespace {
+
+using nlohmann::json;
+
+// Everything a subcommand may need, built from the settings on demand.
+struct Context {
+  Settings settings;
+  std::shared_ptr<spdlog::logger> logger;
+  std::shared_ptr<QueueService> service;
+  QueuePair queues;
+};
+
+int PrintError(const Error& e, int code) {
+  std::cerr << "postline: " << e.ToString() << "\n";
+  return code;
+}
+
+int ExitCodeFor(const Error& e) {
+  if (e.code == "unreadable_attachment" || e.code == "file_not_found") return kExitNoInput;
+  switch (e.kind) {
+    case ErrorKind::kInvalidInput:
+      return kExitDataErr;
+    case ErrorKind::kNotFound:
+      return kExitNoInput;
+    case ErrorKind::kTransient:
+      return kExitTempFail;
+    case ErrorKind::kPermanent:
+    case ErrorKind::kInternal:
+      return kExitFailure;
+  }
+  return kExitFailure;
+}
+
+Result<void> OpenQueues(Context& ctx) {
+  if (ctx.service) return {};
+  switch (ctx.settings.queue_provider) {
+    case QueueProvider::kSqlite: {
+      auto svc = OpenSqliteQueueService(ctx.settings.QueueDatabasePath());
+      if (!svc) return std::unexpected(svc.error());
+      ctx.service = *svc;
+      break;
+    }
+    case QueueProvider::kMemory:
+      ctx.service = NewMemoryQueueService();
+      break;
+    case QueueProvider::kSqs:
+      return MakeError(ErrorKind::kInvalidInput, "unsupported_provider",
+                       "QUEUE_PROVIDER=sqs is not available in this build; use sqlite", "QUEUE_PROVIDER");
+  }
+  auto pair = EnsureGuideQueues(*ctx.service, GuideQueueAttributes(), ctx.settings.max_receive_count);
+  if (!pair) return std::unexpected(pair.error());
+  ctx.queues = *pair;
+  return {};
+}
+
+Result<TransportFactory> MakeTransportFactory(const Settings& s) {
+  switch (s.email_provider) {
+    case EmailProvider::kSmtp: {
+      SmtpSettings smtp = s.smtp;
+      return TransportFactory([smtp] { return NewSmtpTransport(smtp); });
+    }
+    case EmailProvider::kFile: {
+      std::string outbox = s.OutboxDir();
+      return TransportFactory([outbox] { return NewFileTransport(outbox); });
+    }
+    case EmailProvider::kSes:
+      break;
+  }
+  return MakeError(ErrorKind::kInvalidInput, "unsupported_provider",
+                   "EMAIL_PROVIDER=ses is not available in this build; use smtp or file",
+                   "EMAIL_PROVIDER");
+}
+
+std::string ReadAll(std::istream& in) {
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Result<std::string> ReadFileOrStdin(const std::string& path) {
+  if (path == "-") return ReadAll(std::cin);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return MakeError(ErrorKind::kNotFound, "file_not_found",
+                     fmt::format("cannot read \"{}\": {}", path, std::strerror(errno)), "FILE");
+  }
+  return ReadAll(in);
+}
+
+// Queues one validated envelope; assigns the id when missing.
+Result<json> Enqueue(Context& ctx, Email email) {
+  if (email.id.empty()) email.id = NewEnvelopeId();
+  if (auto ok = ValidateEmail(email); !ok) return std::unexpected(ok.error());
+  SendMessageRequest req;
+  req.body = EncodeEmailJson(email);
+  if (auto ok = ValidateMessageBody(req.body); !ok) return std::unexpected(ok.error());
+  if (email.send_at) {
+    auto delay = std::chrono::duration_cast<std::chrono::seconds>(*email.send_at -
+                                                                  std::chrono::system_clock::now())
+                     .count();
+    req.delay_seconds = static_cast<int>(std::clamp<long long>(delay, 0, kMaxDelaySeconds));
+  }
+  req.attributes[std::string(kAttrEnvelopeId)] = {"String", email.id};
+  req.attributes["postline-priority"] = {"Number", std::to_string(email.priority)};
+  if (auto ok = OpenQueues(ctx); !ok) return std::unexpected(ok.error());
+  auto queue = RouteByPriority(ctx.queues, email.priority);
+  if (!queue) return std::unexpected(queue.error());
+  auto sent = (*queue)->SendMessage(req);
+  if (!sent) return std::unexpected(sent.error());
+  return json{{"id", email.id}, {"queue", (*queue)->name()}, {"message_id", sent->message_id}};
+}
+
+// --- send -------------------------------------------------------------------
+
+struct SendOptions {
+  std::string file;
+  std::string from, subject, text, html, idempotency_key, send_at, text_file, html_file;
+  std::vector<std::string> to, cc, bcc, reply_to, attach, headers;
+  int priority = kDefaultPriority;
+  bool jsonl = false;
+};
+
+Result<Email> EmailFromFlags(const Context& ctx, const SendOptions& o) {
+  json doc = json::object();
+  doc["from"] = o.from.empty() ? ctx.settings.from : o.from;
+  auto list = [](const std::vector<std::string>& v) {
+    json a = json::array();
+    for (const auto& s : v) a.push_back(s);
+    return a;
+  };
+  if (!o.to.empty()) doc["to"] = list(o.to);
+  if (!o.cc.empty()) doc["cc"] = list(o.cc);
+  if (!o.bcc.empty()) doc["bcc"] = list(o.bcc);
+  if (!o.reply_to.empty()) doc["reply_to"] = list(o.reply_to);
+  doc["subject"] = o.subject;
+  std::string text = o.text, html = o.html;
+  if (!o.text_file.empty()) {
+    auto t = ReadFileOrStdin(o.text_file);
+    if (!t) return std::unexpected(t.error());
+    text = *t;
+  }
+  if (!o.html_file.empty()) {
+    auto h = ReadFileOrStdin(o.html_file);
+    if (!h) return std::unexpected(h.error());
+    html = *h;
+  }
+  if (!text.empty()) doc["text"] = text;
+  if (!html.empty()) doc["html"] = html;
+  doc["priority"] = o.priority;
+  if (!o.idempotency_key.empty()) doc["idempotency_key"] = o.idempotency_key;
+  if (!o.send_at.empty()) doc["send_at"] = o.send_at;
+  if (!o.attach.empty()) {
+    json atts = json::array();
+    for (const auto& path : o.attach) {
+      json a = {{"path", path}, {"filename", std::filesystem::path(path).filename().string()}};
+      std::string ext = std::filesystem::path(path).extension().string();
+      a["content_type"] = ext == ".pdf"    ? "application/pdf"
+                          : ext == ".xml"  ? "application/xml"
+                          : ext == ".txt"  ? "text/plain"
+                          : ext == ".html" ? "text/html"
+                          : ext == ".png"  ? "image/png"
+                          : ext == ".jpg"  ? "image/jpeg"
+                                           : "application/octet-stream";
+      atts.push_back(a);
+    }
+    doc["attachments"] = atts;
+  }
+  if (!o.headers.empty()) {
+    json hs = json::array();
+    for (const auto& h : o.headers) {
+      auto colon = h.find(':');
+      if (colon == std::string::npos) {
+        return InvalidInput("invalid_header",
+                            fmt::format("--header \"{}\": expected \"Name: value\"", h), "--header");
+      }
+      std::string value = h.substr(colon + 1);
+      while (!value.empty() && value.front() == ' ') value.erase(value.begin());
+      hs.push_back(json::array({h.substr(0, colon), value}));
+    }
+    doc["headers"] = hs;
+  }
+  return ParseEmailJson(doc.dump(), std::filesystem::current_path().string());
+}
+
+int RunSend(Context& ctx, const SendOptions& o) {
+  if (o.file.empty()) {
+    if (o.to.empty() && o.cc.empty() && o.bcc.empty()) {
+      return PrintError({ErrorKind::kInvalidInput, "missing_recipient",
+                         "give a FILE with a JSON envelope, or --to ADDRESS", "--to"},
+                        kExitUsage);
+    }
+    auto email = EmailFromFlags(ctx, o);
+    if (!email) return PrintError(email.error(), ExitCodeFor(email.error()));
+    auto queued = Enqueue(ctx, std::move(*email));
+    if (!queued) return PrintError(queued.error(), ExitCodeFor(queued.error()));
+    std::cout << queued->dump() << "\n";
+    return kExitOk;
+  }
+  auto text = ReadFileOrStdin(o.file);
+  if (!text) return PrintError(text.error(), kExitNoInput);
+  std::string base_dir = o.file == "-" ? std::filesystem::current_path().string()
+                                       : std::filesystem::absolute(o.file).parent_path().string();
+  if (!o.jsonl) {
+    auto email = ParseEmailJson(*text, base_dir);
+    if (!email) return PrintError(email.error(), ExitCodeFor(email.error()));
+    if (email->from.email.empty()) {
+      auto from = ParseAddress(ctx.settings.from, "POSTLINE_FROM");
+      if (from) email->from = *from;
+    }
+    auto queued = Enqueue(ctx, std::move(*email));
+    if (!queued) return PrintError(queued.error(), ExitCodeFor(queued.error()));
+    std::cout << queued->dump() << "\n";
+    return kExitOk;
+  }
+  // JSON Lines: every line is validated first; nothing is queued unless all
+  // are valid, so a bad line never leaves a half-queued batch.
+  std::vector<Email> emails;
+  std::istringstream lines(*text);
+  std::string line;
+  int line_no = 0;
+  while (std::getline(lines, line)) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    auto email = ParseEmailJson(line, base_dir);
+    if (!email) {
+      Error e = email.error();
+      e.message = fmt::format("line {}: {}", line_no, e.message);
+      return PrintError(e, ExitCodeFor(e));
+    }
+    if (email->id.empty()) email->id = NewEnvelopeId();
+    if (auto ok = ValidateEmail(*email); !ok) {
+      Error e = ok.error();
+      e.message = fmt::format("line {}: {}", line_no, e.message);
+      return PrintError(e, ExitCodeFor(e));
+    }
+    emails.push_back(std::move(*email));
+  }
+  if (auto ok = OpenQueues(ctx); !ok) return PrintError(ok.error(), ExitCodeFor(ok.error()));
+  // Batches of up to 10 per lane.
+  std::map<Queue*, std::vector<SendMessageBatchEntry>> pending;
+  std::size_t queued = 0;
+  auto flush = [&](Queue* q) -> Result<void> {
+    auto& entries = pending[q];
+    if (entries.empty()) return {};
+    auto results = q->SendMessageBatch(entries);
+    if (!results) return std::unexpected(results.error());
+    for (const auto& r : *results) {
+      if (!r.result) return std::unexpected(r.result.error());
+      ++queued;
+    }
+    entries.clear();
+    return {};
+  };
+  for (const auto& email : emails) {
+    auto q = RouteByPriority(ctx.queues, email.priority);
+    if (!q) return PrintError(q.error(), ExitCodeFor(q.error()));
+    SendMessageBatchEntry entry;
+    entry.id = fmt::format("e{}", pending[q->get()].size());
+    entry.request.body = EncodeEmailJson(email);
+    entry.request.attributes[std::string(kAttrEnvelopeId)] = {"String", email.id};
+    entry.request.attributes["postline-priority"] = {"Number", std::to_string(email.priority)};
+    pending[q->get()].push_back(std::move(entry));
+    if (pending[q->get()].size() == static_cast<std::size_t>(kMaxBatchEntries)) {
+      if (auto ok = flush(q->get()); !ok) return PrintError(ok.error(), ExitCodeFor(ok.error()));
+    }
+  }
+  for (auto& [q, entries] : pending) {
+    if (auto ok = flush(q); !ok) return PrintError(ok.error(), ExitCodeFor(ok.error()));
+  }
+  std::cout << json{{"queued", queued}}.dump() << "\n";
+  return kExitOk;
+}
+
+// --- worker -----------------------------------------------------------------
+
+struct WorkerOptions {
+  int concurrency = 0;
+  bool until_empty = false;
+  int wait_time_seconds = 20;
+};
+
+Result<bool> QueuesEmpty(const QueuePair& q) {
+  for (const auto& queue : {q.priority, q.regular}) {
+    auto stats = queue->GetQueueAttributes();
+    if (!stats) return std::unexpected(stats.error());
+    if (stats->approximate_number_of_messages + stats->approximate_number_of_messages_not_visible +
+            stats->approximate_number_of_messages_delayed >
+        0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+int RunWorker(Context& ctx, const WorkerOptions& o, const sigset_t& signals) {
+  auto factory = MakeTransportFactory(ctx.settings);
+  if (!factory) return PrintError(factory.error(), kExitConfig);
+  if (auto ok = OpenQueues(ctx); !ok) return PrintError(ok.error(), kExitUnavailable);
+  auto sent_log = OpenSentLog(ctx.settings.StateDatabasePath());
+  if (!sent_log) return PrintError(sent_log.error(), kExitUnavailable);
+
+  WorkerSettings ws;
+  ws.concurrency = o.concurrency > 0 ? o.concurrency : ctx.settings.concurrency;
+  ws.visibility_timeout_seconds = ctx.settings.visibility_timeout_seconds;
+  ws.retry_min_seconds = ctx.settings.retry_min_seconds;
+  ws.retry_max_seconds = ctx.settings.retry_max_seconds;
+  ws.max_age_seconds = ctx.settings.max_age_seconds;
+  ws.wait_time_seconds = std::clamp(o.wait_time_seconds, 1, kMaxWaitTimeSeconds);
+  Worker worker(ws, ctx.queues, *factory, *sent_log, SystemClock(), Log(ctx.logger));
+
+  std::stop_source stop;
+  // Signal thread: SIGTERM/SIGINT request a graceful stop.
+  std::jthread signal_thread([&signals, &stop](std::stop_token) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) == 0) stop.request_stop();
+  });
+  std::jthread drain_watch;
+  if (o.until_empty) {
+    drain_watch = std::jthread([&](std::stop_token own) {
+      while (!own.stop_requested() && !stop.stop_requested()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        auto empty = QueuesEmpty(ctx.queues);
+        if (empty && *empty) stop.request_stop();
+      }
+    });
+  }
+  auto ran = worker.Run(stop.get_token());
+  if (drain_watch.joinable()) {
+    drain_watch.request_stop();
+    drain_watch.join();
+  }
+  // Wake the signal thread if no signal came.
+  pthread_kill(signal_thread.native_handle(), SIGTERM);
+  signal_thread.join();
+  if (!ran) return PrintError(ran.error(), kExitFailure);
+  return kExitOk;
+}
+
+// --- queues / health / config ---------------------------------------------------
+
+int RunQueues(Context& ctx, bool as_json) {
+  if (auto ok = OpenQueues(ctx); !ok) return PrintError(ok.error(), kExitUnavailable);
+  auto sent_log = OpenSentLog(ctx.settings.StateDatabasePath());
+  json out = json::array();
+  struct Row {
+    std::shared_ptr<Queue> queue, dlq;
+  };
+  for (const Row& row : {Row{ctx.queues.priority, ctx.queues.priority_dlq},
+                         Row{ctx.queues.regular, ctx.queues.regular_dlq}}) {
+    auto stats = row.queue->GetQueueAttributes();
+    auto dlq = row.dlq->GetQueueAttributes();
+    if (!stats) return PrintError(stats.error(), kExitUnavailable);
+    if (!dlq) return PrintError(dlq.error(), kExitUnavailable);
+    json q = {{"queue", row.queue->name()},
+              {"available", stats->approximate_number_of_messages},
+              {"in_flight", stats->approximate_number_of_messages_not_visible},
+              {"delayed", stats->approximate_number_of_messages_delayed},
+              {"oldest_age_s", stats->approximate_age_of_oldest_message_seconds},
+              {"dlq", row.dlq->name()},
+              {"dlq_depth", dlq->approximate_number_of_messages +
+                                dlq->approximate_number_of_messages_not_visible +
+                                dlq->approximate_number_of_messages_delayed}};
+    if (sent_log) {
+      auto total = (*sent_log)->CountSince({}, row.queue->name());
+      auto hour = (*sent_log)->CountSince(std::chrono::system_clock::now() - std::chrono::hours(1),
+                                          row.queue->name());
+      if (total) q["sent"] = *total;
+      if (hour) q["sent_last_hour"] = *hour;
+    }
+    out.push_back(q);
+  }
+  if (as_json) {
+    std::cout << out.dump(2) << "\n";
+    return kExitOk;
+  }
+  std::cout << fmt::format("{:<26} {:>9} {:>9} {:>8} {:>10} {:>9} {:>9}\n", "QUEUE", "AVAILABLE",
+                           "IN_FLIGHT", "DELAYED", "OLDEST_AGE", "DLQ", "SENT");
+  for (const auto& q : out) {
+    std::cout << fmt::format("{:<26} {:>9} {:>9} {:>8} {:>9}s {:>9} {:>9}\n",
+                             q["queue"].get<std::string>(), q["available"].get<long long>(),
+                             q["in_flight"].get<long long>(), q["delayed"].get<long long>(),
+                             q["oldest_age_s"].get<long long>(), q["dlq_depth"].get<long long>(),
+                             q.value("sent", 0LL));
+  }
+  return kExitOk;
+}
+
+int RunHealth(Context& ctx) {
+  json out = {{"status", "ok"}};
+  bool healthy = true;
+  json queues = json::object();
+  if (auto ok = OpenQueues(ctx); !ok) {
+    healthy = false;
+    queues["error"] = ok.error().ToString();
+  } else {
+    for (const auto& q : {ctx.queues.priority, ctx.queues.regular, ctx.queues.priority_dlq,
+                          ctx.queues.regular_dlq}) {
+      auto stats = q->GetQueueAttributes();
+      if (stats) {
+        queues[q->name()] = {{"ok", true}, {"available", stats->approximate_number_of_messages}};
+      } else {
+        healthy = false;
+        queues[q->name()] = {{"ok", false}, {"error", stats.error().ToString()}};
+      }
+    }
+  }
+  out["queue_provider"] = QueueProviderName(ctx.settings.queue_provider);
+  out["queues"] = queues;
+  json transport = {{"provider", EmailProviderName(ctx.settings.email_provider)}};
+  auto factory = MakeTransportFactory(ctx.settings);
+  if (!factory) {
+    healthy = false;
+    transport["ok"] = false;
+    transport["error"] = factory.error().ToString();
+  } else {
+    auto t = (*factory)();
+    auto check = t->Check();
+    transport["ok"] = check.has_value();
+    if (!check) {
+      healthy = false;
+      transport["error"] = check.error().ToString();
+    }
+  }
+  out["transport"] = transport;
+  out["status"] = healthy ? "ok" : "unhealthy";
+  std::cout << out.dump(2) << "\n";
+  return healthy ? kExitOk : kExitFailure;
+}
+
+int RunConfigCheck(const Settings& settings, const std::vector<ConfigProblem>& problems) {
+  for (const auto& line : DescribeSettings(settings)) std::cout << line << "\n";
+  for (const auto& p : problems) std::cerr << "postline: " << p.variable << ": " << p.message << "\n";
+  return problems.empty() ? kExitOk : kExitConfig;
+}
+
+}  // namespace
+
+int RunCli(int argc, char** argv, const sigset_t& signals) {
+  CLI::App app{"postline — invoice e-mail delivery: two priority lanes, a durable queue, SMTP/SES"};
+  app.require_subcommand(1);
+  std::string env_file;
+  app.add_option("--env-file", env_file, "Read variables from this .env file (default: ./.env if present)");
+
+  SendOptions send;
+  auto* send_cmd = app.add_subcommand("send", "Queue an e-mail (flags, or a JSON envelope FILE, - for stdin)");
+  send_cmd->add_option("FILE", send.file, "JSON envelope (docs/envelope.md); - reads stdin");
+  send_cmd->add_flag("--jsonl", send.jsonl, "FILE holds one JSON envelope per line (batched enqueue)");
+  send_cmd->add_option("--from", send.from, "Sender \"Name <addr>\" (default POSTLINE_FROM)");
+  send_cmd->add_option("--to", send.to, "Recipient (repeatable)");
+  send_cmd->add_option("--cc", send.cc, "Cc recipient (repeatable)");
+  send_cmd->add_option("--bcc", send.bcc, "Bcc recipient (repeatable)");
+  send_cmd->add_option("--reply-to", send.reply_to, "Reply-To address (repeatable)");
+  send_cmd->add_option("--subject", send.subject, "Subject");
+  send_cmd->add_option("--text", send.text, "Plain-text body");
+  send_cmd->add_option("--text-file", send.text_file, "Read the plain-text body from a file");
+  send_cmd->add_option("--html", send.html, "HTML body");
+  send_cmd->add_option("--html-file", send.html_file, "Read the HTML body from a file");
+  send_cmd->add_option("--attach", send.attach, "Attach a file (repeatable)");
+  send_cmd->add_option("--header", send.headers, "Extra header \"Name: value\" (repeatable)");
+  send_cmd->add_option("--priority", send.priority, "1–3 priority lane, 4–10 regular (default 5)");
+  send_cmd->add_option("--idempotency-key", send.idempotency_key, "Producer's idempotency key");
+  send_cmd->add_option("--send-at", send.send_at, "RFC 3339 time not to send before");
+
+  WorkerOptions worker;
+  auto* worker_cmd = app.add_subcommand("worker", "Run the scheduler service: receive, deliver, settle");
+  worker_cmd->add_option("--concurrency", worker.concurrency, "Sender threads (default POSTLINE_CONCURRENCY)");
+  worker_cmd->add_flag("--until-empty", worker.until_empty,
+                       "Exit once both queues hold no message (available, in flight or delayed)");
+  worker_cmd->add_option("--wait-time", worker.wait_time_seconds, "Long-poll wait, 1–20 s (default 20)")
+      ->check(CLI::Range(1, 20));
+
+  bool queues_json = false;
+  auto* queues_cmd = app.add_subcommand("queues", "Queue metrics: available, in flight, delayed, oldest age, DLQ depth");
+  queues_cmd->add_flag("--json", queues_json, "Print JSON");
+
+  auto* health_cmd = app.add_subcommand("health", "Check queue connectivity and the transport (JSON; exit 1 when unhealthy)");
+  auto* config_cmd = app.add_subcommand("config", "Configuration");
+  config_cmd->require_subcommand(1);
+  auto* config_check_cmd = config_cmd->add_subcommand("check", "Print the resolved settings (secrets redacted); exit 2 when invalid");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+
+  // Configuration: defaults < .env < process environment.
+  auto dotenv = ReadDotEnvFile(env_file.empty() ? ".env" : env_file, !env_file.empty());
+  if (!dotenv) return PrintError(dotenv.error(), kExitConfig);
+  auto vars = *dotenv;
+  for (auto& [k, v] : EnvironmentVariables()) vars[k] = v;
+  LoadedSettings loaded = ResolveSettings(vars);
+  if (config_check_cmd->parsed()) return RunConfigCheck(loaded.settings, loaded.problems);
+  if (!loaded.problems.empty()) {
+    for (const auto& p : loaded.problems) std::cerr << "postline: " << p.variable << ": " << p.message << "\n";
+    return kExitConfig;
+  }
+  Context ctx;
+  ctx.settings = loaded.settings;
+  ctx.logger = NewStderrJsonLogger("postline", ctx.settings.log_level);
+
+  if (send_cmd->parsed()) return RunSend(ctx, send);
+  if (worker_cmd->parsed()) return RunWorker(ctx, worker, signals);
+  if (queues_cmd->parsed()) return RunQueues(ctx, queues_json);
+  if (health_cmd->parsed()) return RunHealth(ctx);
+  return kExitUsage;
+}
+
+}  // namespace postline::app

@@ -1,0 +1,177 @@
+// The sent log on SQLite: one row per delivered envelope id.
+#include <fmt/format.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "postline/worker.h"
+
+namespace postline {
+namespace {
+
+Error SqliteError(sqlite3* db, int rc, std::string_view what) {
+  const char* msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  return Error{ErrorKind::kTransient, "ServiceUnavailable",
+               fmt::format("sent log: {} failed: {}", what, msg), "POSTLINE_DATA_DIR"};
+}
+
+// A prepared statement, finalized on scope exit.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  bool ok() const { return rc_ == SQLITE_OK; }
+  sqlite3_stmt* get() { return stmt_; }
+  void Text(int i, std::string_view v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
+  void Int(int i, std::int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+  std::string ColumnText(int i) {
+    auto p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, i));
+    return p ? std::string(p, sqlite3_column_bytes(stmt_, i)) : std::string();
+  }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_ = SQLITE_OK;
+};
+
+class SqliteSentLog final : public SentLog {
+ public:
+  SqliteSentLog(sqlite3* db, std::shared_ptr<Clock> clock) : db_(db), clock_(std::move(clock)) {}
+  ~SqliteSentLog() override { sqlite3_close_v2(db_); }
+
+  Result<void> Record(const SentRecord& r) override {
+    std::lock_guard lock(mu_);
+    Statement st(db_,
+                 "INSERT OR IGNORE INTO sent (envelope_id, idempotency_key, message_id, queue, "
+                 "transport, provider_message_id, reply, rejected, attempts, sent_at_ms) "
+                 "VALUES (?,?,?,?,?,?,?,?,?,?)");
+    if (!st.ok()) return std::unexpected(SqliteError(db_, 0, "prepare insert"));
+    st.Text(1, r.envelope_id);
+    st.Text(2, r.idempotency_key);
+    st.Text(3, r.message_id);
+    st.Text(4, r.queue);
+    st.Text(5, r.transport);
+    st.Text(6, r.provider_message_id);
+    st.Text(7, r.reply);
+    st.Text(8, nlohmann::json(r.rejected_recipients).dump());
+    st.Int(9, r.attempts);
+    st.Int(10, ToUnixMillis(r.sent_at));
+    int rc = sqlite3_step(st.get());
+    if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, rc, "insert"));
+    return {};
+  }
+
+  Result<std::optional<SentRecord>> Find(std::string_view envelope_id) override {
+    std::lock_guard lock(mu_);
+    Statement st(db_,
+                 "SELECT envelope_id, idempotency_key, message_id, queue, transport, "
+                 "provider_message_id, reply, rejected, attempts, sent_at_ms FROM sent "
+                 "WHERE envelope_id = ?");
+    if (!st.ok()) return std::unexpected(SqliteError(db_, 0, "prepare select"));
+    st.Text(1, envelope_id);
+    int rc = sqlite3_step(st.get());
+    if (rc == SQLITE_DONE) return std::optional<SentRecord>();
+    if (rc != SQLITE_ROW) return std::unexpected(SqliteError(db_, rc, "select"));
+    SentRecord r;
+    r.envelope_id = st.ColumnText(0);
+    r.idempotency_key = st.ColumnText(1);
+    r.message_id = st.ColumnText(2);
+    r.queue = st.ColumnText(3);
+    r.transport = st.ColumnText(4);
+    r.provider_message_id = st.ColumnText(5);
+    r.reply = st.ColumnText(6);
+    auto rejected = nlohmann::json::parse(st.ColumnText(7), nullptr, false);
+    if (rejected.is_array()) {
+      for (const auto& v : rejected) {
+        if (v.is_string()) r.rejected_recipients.push_back(v.get<std::string>());
+      }
+    }
+    r.attempts = sqlite3_column_int(st.get(), 8);
+    r.sent_at = std::chrono::system_clock::time_point(
+        std::chrono::milliseconds(sqlite3_column_int64(st.get(), 9)));
+    return std::optional<SentRecord>(std::move(r));
+  }
+
+  Result<std::int64_t> CountSince(std::chrono::system_clock::time_point since,
+                                  std::string_view queue) override {
+    std::lock_guard lock(mu_);
+    Statement st(db_, queue.empty()
+                          ? "SELECT COUNT(*) FROM sent WHERE sent_at_ms >= ?"
+                          : "SELECT COUNT(*) FROM sent WHERE sent_at_ms >= ? AND queue = ?");
+    if (!st.ok()) return std::unexpected(SqliteError(db_, 0, "prepare count"));
+    st.Int(1, ToUnixMillis(since));
+    if (!queue.empty()) st.Text(2, queue);
+    int rc = sqlite3_step(st.get());
+    if (rc != SQLITE_ROW) return std::unexpected(SqliteError(db_, rc, "count"));
+    return sqlite3_column_int64(st.get(), 0);
+  }
+
+  Result<std::int64_t> Prune(std::chrono::seconds retention) override {
+    std::lock_guard lock(mu_);
+    Statement st(db_, "DELETE FROM sent WHERE sent_at_ms < ?");
+    if (!st.ok()) return std::unexpected(SqliteError(db_, 0, "prepare prune"));
+    st.Int(1, ToUnixMillis(clock_->Now() - retention));
+    int rc = sqlite3_step(st.get());
+    if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, rc, "prune"));
+    return static_cast<std::int64_t>(sqlite3_changes(db_));
+  }
+
+ private:
+  std::mutex mu_;
+  sqlite3* db_;
+  std::shared_ptr<Clock> clock_;
+};
+
+}  // namespace
+
+Result<std::shared_ptr<SentLog>> OpenSentLog(const std::string& path, std::shared_ptr<Clock> clock) {
+  std::error_code ec;
+  auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    Error e = SqliteError(db, rc, fmt::format("open \"{}\"", path));
+    sqlite3_close_v2(db);
+    return std::unexpected(e);
+  }
+  sqlite3_busy_timeout(db, 10000);
+  // WAL + synchronous=FULL: a recorded delivery survives a crash, so a
+  // redelivered message is recognised as already sent.
+  const char* schema =
+      "PRAGMA journal_mode=WAL;"
+      "PRAGMA synchronous=FULL;"
+      "CREATE TABLE IF NOT EXISTS sent ("
+      "  envelope_id TEXT PRIMARY KEY,"
+      "  idempotency_key TEXT NOT NULL DEFAULT '',"
+      "  message_id TEXT NOT NULL DEFAULT '',"
+      "  queue TEXT NOT NULL DEFAULT '',"
+      "  transport TEXT NOT NULL DEFAULT '',"
+      "  provider_message_id TEXT NOT NULL DEFAULT '',"
+      "  reply TEXT NOT NULL DEFAULT '',"
+      "  rejected TEXT NOT NULL DEFAULT '[]',"
+      "  attempts INTEGER NOT NULL DEFAULT 0,"
+      "  sent_at_ms INTEGER NOT NULL);"
+      "CREATE INDEX IF NOT EXISTS sent_by_time ON sent(sent_at_ms);"
+      "CREATE INDEX IF NOT EXISTS sent_by_key ON sent(idempotency_key) WHERE idempotency_key <> '';";
+  char* err = nullptr;
+  rc = sqlite3_exec(db, schema, nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    Error e{ErrorKind::kTransient, "ServiceUnavailable",
+            fmt::format("sent log: cannot initialise \"{}\": {}", path, err ? err : "unknown"),
+            "POSTLINE_DATA_DIR"};
+    sqlite3_free(err);
+    sqlite3_close_v2(db);
+    return std::unexpected(e);
+  }
+  return std::shared_ptr<SentLog>(std::make_shared<SqliteSentLog>(db, std::move(clock)));
+}
+
+}  // namespace postline

@@ -1,0 +1,441 @@
+#include "postline/worker.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "postline/mime.h"
+
+namespace postline {
+namespace {
+
+using std::chrono::seconds;
+using std::chrono::steady_clock;
+using std::chrono::system_clock;
+
+// Message attribute values must hold SQS's allowed characters; server replies
+// can hold anything, so keep printable text and bound the length.
+std::string AttributeText(std::string_view text, std::size_t max_bytes = 1024) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (out.size() >= max_bytes) break;
+    if (c == '\r' || c == '\n' || c == '\t') {
+      if (!out.empty() && out.back() != ' ') out += ' ';
+    } else if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else if (c >= 0x80) {
+      out += '?';
+    }
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out.empty() ? std::string("-") : out;
+}
+
+// A queued envelope must be self-contained: attachment paths would make the
+// worker read its own files on a producer's say-so.
+std::optional<std::string> RejectPathAttachments(std::string_view body) {
+  auto doc = nlohmann::json::parse(body, nullptr, false);
+  if (!doc.is_object() || !doc.contains("attachments") || !doc["attachments"].is_array()) {
+    return std::nullopt;
+  }
+  for (std::size_t i = 0; i < doc["attachments"].size(); ++i) {
+    const auto& a = doc["attachments"][i];
+    if (a.is_object() && a.contains("path")) {
+      return fmt::format("attachments[{}].path: queued envelopes must carry content_base64", i);
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+int BackoffSeconds(int attempt, int min_seconds, int max_seconds, std::mt19937_64& rng) {
+  min_seconds = std::max(min_seconds, 0);
+  max_seconds = std::max(max_seconds, min_seconds);
+  long long cap = min_seconds;
+  for (int i = 1; i < attempt && cap < max_seconds; ++i) cap = std::max(cap * 2, 1LL);
+  cap = std::min<long long>(cap, max_seconds);
+  std::uniform_int_distribution<long long> dist(min_seconds, cap);
+  return static_cast<int>(dist(rng));
+}
+
+Worker::Worker(WorkerSettings settings, QueuePair queues, TransportFactory transport_factory,
+               std::shared_ptr<SentLog> sent_log, std::shared_ptr<Clock> clock, Log log)
+    : settings_(settings),
+      queues_(std::move(queues)),
+      transport_factory_(std::move(transport_factory)),
+      sent_log_(std::move(sent_log)),
+      clock_(std::move(clock)),
+      log_(std::move(log)),
+      rng_(std::random_device{}()) {}
+
+void Worker::Settle(Queue& queue, const ReceivedMessage& message, std::string_view envelope_id) {
+  if (auto del = queue.DeleteMessage(message.receipt_handle); !del) {
+    // The visibility timeout lapsed and another receive took the message; the
+    // sent log makes that receiver delete it without sending.
+    log_.Warn("delete_failed", {{"envelope_id", envelope_id},
+                                {"queue", queue.name()},
+                                {"error", del.error().ToString()}});
+  }
+}
+
+void Worker::DeadLetter(Queue& queue, Queue& dlq, const ReceivedMessage& message,
+                        std::string_view envelope_id, std::string_view reason, int reply_code,
+                        std::string_view reply) {
+  SendMessageRequest dead;
+  dead.body = message.body;
+  dead.delay_seconds = 0;
+  dead.attributes[std::string(kAttrReason)] = {"String", std::string(reason)};
+  dead.attributes[std::string(kAttrReplyCode)] = {"Number", std::to_string(reply_code)};
+  dead.attributes[std::string(kAttrReply)] = {"String", AttributeText(reply)};
+  dead.attributes[std::string(kAttrSourceQueue)] = {"String", queue.name()};
+  dead.attributes[std::string(kAttrEnvelopeId)] = {
+      "String", AttributeText(envelope_id.empty() ? std::string_view("-") : envelope_id, 128)};
+  dead.attributes[std::string(kAttrAttempts)] = {"Number",
+                                                 std::to_string(message.approximate_receive_count)};
+  auto sent = dlq.SendMessage(dead);
+  if (!sent) {
+    // Keep the message where it is; it comes back after the backoff.
+    int delay = 0;
+    {
+      std::lock_guard lock(rng_mu_);
+      delay = BackoffSeconds(message.approximate_receive_count, settings_.retry_min_seconds,
+                             settings_.retry_max_seconds, rng_);
+    }
+    (void)queue.ChangeMessageVisibility(message.receipt_handle, delay);
+    log_.Error("dead_letter_failed", {{"envelope_id", envelope_id},
+                                      {"queue", queue.name()},
+                                      {"dlq", dlq.name()},
+                                      {"error", sent.error().ToString()},
+                                      {"retry_in_s", delay}});
+    return;
+  }
+  Settle(queue, message, envelope_id);
+  ++stats_.dead;
+  log_.Warn("dead", {{"envelope_id", envelope_id},
+                     {"queue", queue.name()},
+                     {"dlq", dlq.name()},
+                     {"reason", reason},
+                     {"reply_code", reply_code},
+                     {"reply", reply},
+                     {"attempts", message.approximate_receive_count}});
+}
+
+void Worker::Handle(Transport& transport, Queue& queue, Queue& dlq, const ReceivedMessage& message) {
+  if (auto bad = RejectPathAttachments(message.body)) {
+    DeadLetter(queue, dlq, message, "", "unparseable", 0, *bad);
+    return;
+  }
+  auto parsed = ParseEmailJson(message.body, "/", settings_.limits);
+  if (!parsed || parsed->id.empty()) {
+    std::string why = parsed ? "id: the envelope id is missing" : parsed.error().ToString();
+    DeadLetter(queue, dlq, message, parsed ? "" : "", "unparseable", 0, why);
+    return;
+  }
+  const Email& email = *parsed;
+  const std::string& id = email.id;
+
+  // A redelivered message that was already sent: delete, don't send again.
+  auto seen = sent_log_->Find(id);
+  if (!seen) {
+    log_.Warn("sent_log_unavailable", {{"envelope_id", id}, {"error", seen.error().ToString()}});
+    (void)queue.ChangeMessageVisibility(message.receipt_handle, settings_.retry_min_seconds);
+    return;
+  }
+  if (seen->has_value()) {
+    ++stats_.duplicates;
+    log_.Info("duplicate", {{"envelope_id", id}, {"queue", queue.name()},
+                            {"message_id", (*seen)->message_id}});
+    Settle(queue, message, id);
+    return;
+  }
+
+  const system_clock::time_point now = clock_->Now();
+  // Scheduled for later: re-queue with the remaining delay (≤ 900 s per hop).
+  if (email.send_at && *email.send_at > now + seconds(1)) {
+    auto remaining = std::chrono::duration_cast<seconds>(*email.send_at - now).count();
+    SendMessageRequest later;
+    later.body = message.body;
+    later.attributes = message.attributes;
+    later.delay_seconds = static_cast<int>(std::min<long long>(remaining, kMaxDelaySeconds));
+    if (auto resent = queue.SendMessage(later); !resent) {
+      log_.Warn("defer_failed", {{"envelope_id", id}, {"error", resent.error().ToString()}});
+      (void)queue.ChangeMessageVisibility(message.receipt_handle, settings_.retry_min_seconds);
+      return;
+    }
+    Settle(queue, message, id);
+    log_.Info("deferred", {{"envelope_id", id}, {"queue", queue.name()},
+                           {"remaining_s", remaining}});
+    return;
+  }
+
+  auto data = ComposeMessage(email, ComposeOptions{now});
+  if (!data) {
+    DeadLetter(queue, dlq, message, id, "permanent", 0, data.error().ToString());
+    return;
+  }
+  OutgoingMessage out;
+  out.envelope_id = id;
+  out.data = std::move(*data);
+  auto from = email.from.AsciiEmail();
+  if (!from) {
+    DeadLetter(queue, dlq, message, id, "permanent", 0, from.error().ToString());
+    return;
+  }
+  out.mail_from = *from;
+  for (const auto* list : {&email.to, &email.cc, &email.bcc}) {
+    for (const auto& a : *list) {
+      auto rcpt = a.AsciiEmail();
+      if (!rcpt) {
+        DeadLetter(queue, dlq, message, id, "permanent", 0, rcpt.error().ToString());
+        return;
+      }
+      if (std::find(out.rcpt_to.begin(), out.rcpt_to.end(), *rcpt) == out.rcpt_to.end()) {
+        out.rcpt_to.push_back(*rcpt);
+      }
+    }
+  }
+
+  // Register for the visibility heartbeat while the send is in progress.
+  std::uint64_t token = 0;
+  {
+    std::lock_guard lock(inflight_mu_);
+    token = next_inflight_id_++;
+    const auto steady_now = clock_->SteadyNow();
+    inflight_[token] = InFlight{&queue, message.receipt_handle, id,
+                                steady_now + seconds(settings_.visibility_timeout_seconds / 2),
+                                steady_now};
+  }
+  const auto started = clock_->SteadyNow();
+  SendResult result = transport.Send(out);
+  const auto took_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock_->SteadyNow() - started).count();
+  {
+    std::lock_guard lock(inflight_mu_);
+    inflight_.erase(token);
+  }
+
+  std::string message_id = MessageIdFor(email);  // "<id@domain>"
+  if (message_id.size() > 2 && message_id.front() == '<' && message_id.back() == '>') {
+    message_id = message_id.substr(1, message_id.size() - 2);
+  }
+  switch (result.outcome) {
+    case SendOutcome::kSent: {
+      SentRecord record;
+      record.envelope_id = id;
+      record.idempotency_key = email.idempotency_key;
+      record.message_id = message_id;
+      record.queue = queue.name();
+      record.transport = std::string(transport.name());
+      record.provider_message_id = result.provider_message_id;
+      record.reply = result.reply;
+      for (const auto& r : result.rejected) {
+        record.rejected_recipients.push_back(
+            fmt::format("{}: {} {}", r.recipient, r.reply_code, r.reply));
+      }
+      record.attempts = message.approximate_receive_count;
+      record.sent_at = clock_->Now();
+      // Record before deleting: if the delete is lost, the redelivery is
+      // recognised. A crash between the server's 250 and this write is the one
+      // window in which a duplicate can be sent (with the same Message-ID).
+      if (auto rec = sent_log_->Record(record); !rec) {
+        log_.Error("sent_log_write_failed", {{"envelope_id", id}, {"error", rec.error().ToString()}});
+      }
+      Settle(queue, message, id);
+      ++stats_.sent;
+      nlohmann::json fields = {{"envelope_id", id},
+                               {"queue", queue.name()},
+                               {"transport", transport.name()},
+                               {"message_id", message_id},
+                               {"reply", result.reply},
+                               {"attempts", message.approximate_receive_count},
+                               {"duration_ms", took_ms}};
+      if (!result.rejected.empty()) fields["rejected"] = record.rejected_recipients;
+      log_.Info("sent", fields);
+      return;
+    }
+    case SendOutcome::kTransient: {
+      const system_clock::time_point origin = email.send_at.value_or(message.sent_timestamp);
+      const auto age = std::chrono::duration_cast<seconds>(now - origin).count();
+      if (age >= settings_.max_age_seconds) {
+        DeadLetter(queue, dlq, message, id, "expired", result.reply_code,
+                   fmt::format("gave up after {} s: {}", age, result.reply));
+        return;
+      }
+      int delay = 0;
+      {
+        std::lock_guard lock(rng_mu_);
+        delay = BackoffSeconds(message.approximate_receive_count, settings_.retry_min_seconds,
+                               settings_.retry_max_seconds, rng_);
+      }
+      if (auto change = queue.ChangeMessageVisibility(message.receipt_handle, delay); !change) {
+        log_.Warn("retry_schedule_failed", {{"envelope_id", id},
+                                            {"error", change.error().ToString()}});
+      }
+      ++stats_.retried;
+      log_.Warn("retry", {{"envelope_id", id},
+                          {"queue", queue.name()},
+                          {"reply_code", result.reply_code},
+                          {"reply", result.reply},
+                          {"attempts", message.approximate_receive_count},
+                          {"retry_in_s", delay}});
+      return;
+    }
+    case SendOutcome::kPermanent:
+      DeadLetter(queue, dlq, message, id, "permanent", result.reply_code, result.reply);
+      return;
+  }
+}
+
+Result<void> Worker::Run(std::stop_token stop) {
+  if (!queues_.priority || !queues_.regular || !queues_.priority_dlq || !queues_.regular_dlq) {
+    return MakeError(ErrorKind::kInternal, "worker_misconfigured", "worker needs all four queues");
+  }
+  struct Work {
+    Queue* queue;
+    Queue* dlq;
+    ReceivedMessage message;
+  };
+  std::mutex mu;
+  std::condition_variable_any cv;
+  std::deque<Work> priority_buffer;
+  std::deque<Work> regular_buffer;
+  int idle_senders = 0;
+  std::stop_source internal;
+  std::stop_callback forward(stop, [&] {
+    internal.request_stop();
+    std::lock_guard lock(mu);
+    cv.notify_all();
+  });
+  std::stop_token halt = internal.get_token();
+  const int n = settings_.concurrency;
+
+  auto release = [&](Queue& queue, const ReceivedMessage& m) {
+    if (auto r = queue.ChangeMessageVisibility(m.receipt_handle, 0); !r) {
+      log_.Warn("release_failed", {{"queue", queue.name()}, {"error", r.error().ToString()}});
+    }
+  };
+
+  auto receiver = [&](Queue& queue, Queue& dlq, bool priority_lane) {
+    while (!halt.stop_requested()) {
+      int want = 0;
+      {
+        std::unique_lock lock(mu);
+        cv.wait(lock, halt, [&] {
+          if (priority_lane) return static_cast<int>(priority_buffer.size()) < n;
+          return idle_senders > static_cast<int>(priority_buffer.size() + regular_buffer.size());
+        });
+        if (halt.stop_requested()) break;
+        want = priority_lane
+                   ? n - static_cast<int>(priority_buffer.size())
+                   : idle_senders - static_cast<int>(priority_buffer.size() + regular_buffer.size());
+      }
+      ReceiveMessageRequest req;
+      req.max_number_of_messages = std::clamp(want, 1, kMaxBatchEntries);
+      req.visibility_timeout_seconds = settings_.visibility_timeout_seconds;
+      req.wait_time_seconds = settings_.wait_time_seconds;
+      req.stop = halt;
+      auto got = queue.ReceiveMessage(req);
+      if (!got) {
+        log_.Warn("receive_failed", {{"queue", queue.name()}, {"error", got.error().ToString()}});
+        std::unique_lock lock(mu);
+        cv.wait_for(lock, halt, seconds(1), [] { return false; });
+        continue;
+      }
+      std::lock_guard lock(mu);
+      for (auto& m : *got) {
+        if (halt.stop_requested()) {
+          release(queue, m);  // received after the signal: give it back at once
+          continue;
+        }
+        (priority_lane ? priority_buffer : regular_buffer).push_back({&queue, &dlq, std::move(m)});
+      }
+      cv.notify_all();
+    }
+  };
+
+  auto sender = [&] {
+    std::unique_ptr<Transport> transport = transport_factory_();
+    while (true) {
+      Work work;
+      {
+        std::unique_lock lock(mu);
+        ++idle_senders;
+        cv.notify_all();
+        cv.wait(lock, halt, [&] { return !priority_buffer.empty() || !regular_buffer.empty(); });
+        --idle_senders;
+        if (halt.stop_requested()) break;
+        auto& from = !priority_buffer.empty() ? priority_buffer : regular_buffer;
+        work = std::move(from.front());
+        from.pop_front();
+      }
+      Handle(*transport, *work.queue, *work.dlq, work.message);
+    }
+  };
+
+  auto heartbeat = [&] {
+    const auto extend_to = settings_.visibility_timeout_seconds;
+    while (!halt.stop_requested()) {
+      {
+        std::unique_lock lock(mu);
+        cv.wait_for(lock, halt, seconds(1), [] { return false; });
+      }
+      std::vector<std::tuple<Queue*, std::string, std::string>> due;
+      {
+        std::lock_guard lock(inflight_mu_);
+        const auto now = clock_->SteadyNow();
+        for (auto& [token, f] : inflight_) {
+          if (f.visible_again - now <= seconds(extend_to / 2 + 1) &&
+              now - f.received < seconds(kMaxVisibilityTimeoutSeconds - extend_to)) {
+            due.emplace_back(f.queue, f.receipt_handle, f.envelope_id);
+            f.visible_again = now + seconds(extend_to);
+          }
+        }
+      }
+      for (auto& [queue, handle, id] : due) {
+        auto r = queue->ChangeMessageVisibility(handle, extend_to);
+        if (!r) {
+          log_.Warn("heartbeat_failed", {{"envelope_id", id}, {"error", r.error().ToString()}});
+        } else {
+          log_.Debug("heartbeat", {{"envelope_id", id}, {"visibility_timeout_s", extend_to}});
+        }
+      }
+    }
+  };
+
+  log_.Info("worker_started", {{"concurrency", n},
+                               {"priority_queue", queues_.priority->name()},
+                               {"regular_queue", queues_.regular->name()},
+                               {"visibility_timeout_s", settings_.visibility_timeout_seconds}});
+  {
+    std::vector<std::jthread> threads;
+    threads.emplace_back(receiver, std::ref(*queues_.priority), std::ref(*queues_.priority_dlq),
+                         true);
+    threads.emplace_back(receiver, std::ref(*queues_.regular), std::ref(*queues_.regular_dlq),
+                         false);
+    threads.emplace_back(heartbeat);
+    for (int i = 0; i < n; ++i) threads.emplace_back(sender);
+  }  // joins: receivers return from their long poll, senders finish their send
+  // Received but never started: release them now, so they don't wait out a
+  // whole visibility timeout.
+  std::size_t released = 0;
+  for (auto* buffer : {&priority_buffer, &regular_buffer}) {
+    for (auto& w : *buffer) {
+      release(*w.queue, w.message);
+      ++released;
+    }
+    buffer->clear();
+  }
+  log_.Info("worker_stopped", {{"sent", stats_.sent.load()},
+                               {"retried", stats_.retried.load()},
+                               {"dead", stats_.dead.load()},
+                               {"duplicates", stats_.duplicates.load()},
+                               {"released", released}});
+  return {};
+}
+
+}  // namespace postline

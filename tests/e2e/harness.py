@@ -1,0 +1,123 @@
+"""Shared helpers for postline's end-to-end tests.
+
+The tests run the real `postline` binary against a real SMTP server
+(tests/peers/smtp_server.py on aiosmtpd) and check what arrives with Python's
+`email` package. Run with Debian's /usr/bin/python3.
+"""
+
+import email
+import email.policy
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+SOURCE_DIR = os.environ.get(
+    "POSTLINE_SOURCE_DIR",
+    os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+POSTLINE = os.environ.get("POSTLINE_BIN", os.path.join(SOURCE_DIR, "build", "src", "app", "postline"))
+SMTP_SERVER = os.path.join(SOURCE_DIR, "tests", "peers", "smtp_server.py")
+PYTHON = "/usr/bin/python3"
+
+
+class SmtpServer:
+    """tests/peers/smtp_server.py on 127.0.0.1 and a free port."""
+
+    def __init__(self, maildir, *args):
+        self.maildir = maildir
+        os.makedirs(maildir, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [PYTHON, SMTP_SERVER, "--host", "127.0.0.1", "--port", "0", "--maildir", maildir, *args],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("smtp_server.py did not start")
+        self.port = json.loads(line)["port"]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def messages(self):
+        """Accepted messages in arrival order: (seq, envelope dict, parsed message)."""
+        out = []
+        for name in os.listdir(self.maildir):
+            if not name.endswith(".eml"):
+                continue
+            seq = int(name[:-4])
+            with open(os.path.join(self.maildir, name), "rb") as f:
+                raw = f.read()
+            with open(os.path.join(self.maildir, f"{seq}.json")) as f:
+                env = json.load(f)
+            out.append((seq, env, raw))
+        out.sort(key=lambda m: m[0])
+        return out
+
+
+def parse(raw):
+    return email.message_from_bytes(raw, policy=email.policy.default)
+
+
+class PostlineTestCase(unittest.TestCase):
+    """A fresh data directory per test, and helpers to run postline in it."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="postline-e2e-")
+        self.data_dir = os.path.join(self.tmp, "var")
+        self.servers = []
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": self.tmp,
+            "POSTLINE_DATA_DIR": self.data_dir,
+            "POSTLINE_LOG_LEVEL": "info",
+        }
+
+    def tearDown(self):
+        for s in self.servers:
+            s.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def smtp(self, *args):
+        server = SmtpServer(os.path.join(self.tmp, f"mail{len(self.servers)}"), *args)
+        self.servers.append(server)
+        self.env.update({
+            "EMAIL_PROVIDER": "smtp",
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(server.port),
+            "POSTLINE_SMTP_TLS": "none",
+        })
+        return server
+
+    def run_postline(self, *args, input=None, env=None, timeout=120, check=True):
+        proc = subprocess.run([POSTLINE, *args], input=input, capture_output=True,
+                              env={**self.env, **(env or {})}, cwd=self.tmp, timeout=timeout)
+        if check and proc.returncode != 0:
+            self.fail(f"postline {' '.join(args)} exited {proc.returncode}:\n"
+                      f"{proc.stderr.decode(errors='replace')}")
+        return proc
+
+    def write(self, name, content):
+        path = os.path.join(self.tmp, name)
+        mode = "wb" if isinstance(content, bytes) else "w"
+        with open(path, mode) as f:
+            f.write(content)
+        return path
+
+    def queues(self):
+        out = self.run_postline("queues", "--json").stdout
+        return {q["queue"]: q for q in json.loads(out)}
+
+    def run_worker(self, *args, env=None, timeout=300):
+        """Runs `postline worker --until-empty`; returns the JSON log events."""
+        proc = self.run_postline("worker", "--until-empty", "--wait-time", "1", *args,
+                                 env=env, timeout=timeout)
+        return [json.loads(line) for line in proc.stderr.decode().splitlines() if line.startswith("{")]
