@@ -39,6 +39,7 @@
 #include "postline/envelope.h"
 #include "postline/error.h"
 #include "postline/log.h"
+#include "postline/producer.h"
 #include "postline/queue.h"
 #include "postline/transport.h"
 
@@ -131,6 +132,12 @@ class Worker {
 
   const WorkerStats& stats() const { return stats_; }
 
+  // Receives every state change (sending, retrying, sent, dead). Set before
+  // Run; may be null (the default).
+  void SetStatusObserver(std::shared_ptr<StatusObserver> observer) {
+    observer_ = std::move(observer);
+  }
+
  private:
   void Settle(Queue& queue, const ReceivedMessage& message, std::string_view envelope_id);
   void DeadLetter(Queue& queue, Queue& dlq, const ReceivedMessage& message,
@@ -144,6 +151,10 @@ class Worker {
   std::shared_ptr<Clock> clock_;
   Log log_;
   WorkerStats stats_;
+  std::shared_ptr<StatusObserver> observer_;
+  void Notify(StatusEvent::State state, std::string_view envelope_id, const Queue& queue,
+              int attempts, int reply_code, std::string_view detail,
+              std::string_view provider_message_id = {}, const Email* email = nullptr);
   std::mutex rng_mu_;
   std::mt19937_64 rng_;
   // Messages being sent now, for the visibility heartbeat.

@@ -1,5 +1,8 @@
 #include "app/commands.h"
 
+#include "app/context.h"
+#include "app/invoice_command.h"
+
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <pthread.h>
@@ -16,6 +19,7 @@
 #include "postline/config.h"
 #include "postline/envelope.h"
 #include "postline/log.h"
+#include "postline/producer.h"
 #include "postline/queue.h"
 #include "postline/transport.h"
 #include "postline/worker.h"
@@ -24,75 +28,6 @@ namespace postline::app {
 namespace {
 
 using nlohmann::json;
-
-// Everything a subcommand may need, built from the settings on demand.
-struct Context {
-  Settings settings;
-  std::shared_ptr<spdlog::logger> logger;
-  std::shared_ptr<QueueService> service;
-  QueuePair queues;
-};
-
-int PrintError(const Error& e, int code) {
-  std::cerr << "postline: " << e.ToString() << "\n";
-  return code;
-}
-
-int ExitCodeFor(const Error& e) {
-  if (e.code == "unreadable_attachment" || e.code == "file_not_found") return kExitNoInput;
-  switch (e.kind) {
-    case ErrorKind::kInvalidInput:
-      return kExitDataErr;
-    case ErrorKind::kNotFound:
-      return kExitNoInput;
-    case ErrorKind::kTransient:
-      return kExitTempFail;
-    case ErrorKind::kPermanent:
-    case ErrorKind::kInternal:
-      return kExitFailure;
-  }
-  return kExitFailure;
-}
-
-Result<void> OpenQueues(Context& ctx) {
-  if (ctx.service) return {};
-  switch (ctx.settings.queue_provider) {
-    case QueueProvider::kSqlite: {
-      auto svc = OpenSqliteQueueService(ctx.settings.QueueDatabasePath());
-      if (!svc) return std::unexpected(svc.error());
-      ctx.service = *svc;
-      break;
-    }
-    case QueueProvider::kMemory:
-      ctx.service = NewMemoryQueueService();
-      break;
-    case QueueProvider::kSqs:
-      return MakeError(ErrorKind::kInvalidInput, "unsupported_provider",
-                       "QUEUE_PROVIDER=sqs is not available in this build; use sqlite", "QUEUE_PROVIDER");
-  }
-  auto pair = EnsureGuideQueues(*ctx.service, GuideQueueAttributes(), ctx.settings.max_receive_count);
-  if (!pair) return std::unexpected(pair.error());
-  ctx.queues = *pair;
-  return {};
-}
-
-Result<TransportFactory> MakeTransportFactory(const Settings& s) {
-  switch (s.email_provider) {
-    case EmailProvider::kSmtp: {
-      SmtpSettings smtp = s.smtp;
-      return TransportFactory([smtp] { return NewSmtpTransport(smtp); });
-    }
-    case EmailProvider::kFile: {
-      std::string outbox = s.OutboxDir();
-      return TransportFactory([outbox] { return NewFileTransport(outbox); });
-    }
-    case EmailProvider::kSes:
-      break;
-  }
-  return MakeError(ErrorKind::kInvalidInput, "unsupported_provider",
-                   "EMAIL_PROVIDER=ses is not available in this build; use smtp or file",
-                   "EMAIL_PROVIDER");
-}
 
 std::string ReadAll(std::istream& in) {
   std::stringstream ss;
@@ -110,27 +45,12 @@ Result<std::string> ReadFileOrStdin(const std::string& path) {
   return ReadAll(in);
 }
 
-// Queues one validated envelope; assigns the id when missing.
+// Queues one validated envelope through the producer path.
 Result<json> Enqueue(Context& ctx, Email email) {
-  if (email.id.empty()) email.id = NewEnvelopeId();
-  if (auto ok = ValidateEmail(email); !ok) return std::unexpected(ok.error());
-  SendMessageRequest req;
-  req.body = EncodeEmailJson(email);
-  if (auto ok = ValidateMessageBody(req.body); !ok) return std::unexpected(ok.error());
-  if (email.send_at) {
-    auto delay = std::chrono::duration_cast<std::chrono::seconds>(*email.send_at -
-                                                                  std::chrono::system_clock::now())
-                     .count();
-    req.delay_seconds = static_cast<int>(std::clamp<long long>(delay, 0, kMaxDelaySeconds));
-  }
-  req.attributes[std::string(kAttrEnvelopeId)] = {"String", email.id};
-  req.attributes["postline-priority"] = {"Number", std::to_string(email.priority)};
   if (auto ok = OpenQueues(ctx); !ok) return std::unexpected(ok.error());
-  auto queue = RouteByPriority(ctx.queues, email.priority);
-  if (!queue) return std::unexpected(queue.error());
-  auto sent = (*queue)->SendMessage(req);
-  if (!sent) return std::unexpected(sent.error());
-  return json{{"id", email.id}, {"queue", (*queue)->name()}, {"message_id", sent->message_id}};
+  auto queued = EnqueueEmail(ctx.queues, std::move(email), *SystemClock(), ctx.status.get());
+  if (!queued) return std::unexpected(queued.error());
+  return json{{"id", queued->id}, {"queue", queued->queue}, {"message_id", queued->message_id}};
 }
 
 // --- send -------------------------------------------------------------------
@@ -259,36 +179,12 @@ int RunSend(Context& ctx, const SendOptions& o) {
     emails.push_back(std::move(*email));
   }
   if (auto ok = OpenQueues(ctx); !ok) return PrintError(ok.error(), ExitCodeFor(ok.error()));
-  // Batches of up to 10 per lane.
-  std::map<Queue*, std::vector<SendMessageBatchEntry>> pending;
+  auto results = EnqueueEmails(ctx.queues, std::move(emails), *SystemClock(), ctx.status.get());
+  if (!results) return PrintError(results.error(), ExitCodeFor(results.error()));
   std::size_t queued = 0;
-  auto flush = [&](Queue* q) -> Result<void> {
-    auto& entries = pending[q];
-    if (entries.empty()) return {};
-    auto results = q->SendMessageBatch(entries);
-    if (!results) return std::unexpected(results.error());
-    for (const auto& r : *results) {
-      if (!r.result) return std::unexpected(r.result.error());
-      ++queued;
-    }
-    entries.clear();
-    return {};
-  };
-  for (const auto& email : emails) {
-    auto q = RouteByPriority(ctx.queues, email.priority);
-    if (!q) return PrintError(q.error(), ExitCodeFor(q.error()));
-    SendMessageBatchEntry entry;
-    entry.id = fmt::format("e{}", pending[q->get()].size());
-    entry.request.body = EncodeEmailJson(email);
-    entry.request.attributes[std::string(kAttrEnvelopeId)] = {"String", email.id};
-    entry.request.attributes["postline-priority"] = {"Number", std::to_string(email.priority)};
-    pending[q->get()].push_back(std::move(entry));
-    if (pending[q->get()].size() == static_cast<std::size_t>(kMaxBatchEntries)) {
-      if (auto ok = flush(q->get()); !ok) return PrintError(ok.error(), ExitCodeFor(ok.error()));
-    }
-  }
-  for (auto& [q, entries] : pending) {
-    if (auto ok = flush(q); !ok) return PrintError(ok.error(), ExitCodeFor(ok.error()));
+  for (const auto& r : *results) {
+    if (!r) return PrintError(r.error(), ExitCodeFor(r.error()));
+    ++queued;
   }
   std::cout << json{{"queued", queued}}.dump() << "\n";
   return kExitOk;
@@ -315,7 +211,7 @@ Result<bool> QueuesEmpty(const QueuePair& q) {
   return true;
 }
 
-int RunWorker(Context& ctx, const WorkerOptions& o, const sigset_t& signals) {
+int RunWorker(Context& ctx, const WorkerOptions& o) {
   auto factory = MakeTransportFactory(ctx.settings);
   if (!factory) return PrintError(factory.error(), kExitConfig);
   if (auto ok = OpenQueues(ctx); !ok) return PrintError(ok.error(), kExitUnavailable);
@@ -331,12 +227,9 @@ int RunWorker(Context& ctx, const WorkerOptions& o, const sigset_t& signals) {
   ws.wait_time_seconds = std::clamp(o.wait_time_seconds, 1, kMaxWaitTimeSeconds);
   Worker worker(ws, ctx.queues, *factory, *sent_log, SystemClock(), Log(ctx.logger));
 
+  if (ctx.status) worker.SetStatusObserver(ctx.status);
   std::stop_source stop;
-  // Signal thread: SIGTERM/SIGINT request a graceful stop.
-  std::jthread signal_thread([&signals, &stop](std::stop_token) {
-    int sig = 0;
-    if (sigwait(&signals, &sig) == 0) stop.request_stop();
-  });
+  SignalWatcher watcher(ctx.signals, stop);
   std::jthread drain_watch;
   if (o.until_empty) {
     drain_watch = std::jthread([&](std::stop_token own) {
@@ -352,9 +245,6 @@ int RunWorker(Context& ctx, const WorkerOptions& o, const sigset_t& signals) {
     drain_watch.request_stop();
     drain_watch.join();
   }
-  // Wake the signal thread if no signal came.
-  pthread_kill(signal_thread.native_handle(), SIGTERM);
-  signal_thread.join();
   if (!ran) return PrintError(ran.error(), kExitFailure);
   return kExitOk;
 }
@@ -501,6 +391,8 @@ int RunCli(int argc, char** argv, const sigset_t& signals) {
   config_cmd->require_subcommand(1);
   auto* config_check_cmd = config_cmd->add_subcommand("check", "Print the resolved settings (secrets redacted); exit 2 when invalid");
 
+  std::vector<Command> extra = {RegisterInvoiceCommand(app)};
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -522,9 +414,13 @@ int RunCli(int argc, char** argv, const sigset_t& signals) {
   Context ctx;
   ctx.settings = loaded.settings;
   ctx.logger = NewStderrJsonLogger("postline", ctx.settings.log_level);
+  ctx.signals = signals;
+  for (const auto& c : extra) {
+    if (c.app->parsed()) return c.run(ctx);
+  }
 
   if (send_cmd->parsed()) return RunSend(ctx, send);
-  if (worker_cmd->parsed()) return RunWorker(ctx, worker, signals);
+  if (worker_cmd->parsed()) return RunWorker(ctx, worker);
   if (queues_cmd->parsed()) return RunQueues(ctx, queues_json);
   if (health_cmd->parsed()) return RunHealth(ctx);
   return kExitUsage;

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "app/commands.h"
+#include "app/context.h"
 
 int main(int argc, char** argv) {
   // Signals are handled by a dedicated thread (sigwait), so block them in
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGUSR2);  // wakes the signal thread at exit
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   return postline::app::RunCli(argc, argv, signals);
 }

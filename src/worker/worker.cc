@@ -73,6 +73,22 @@ Worker::Worker(WorkerSettings settings, QueuePair queues, TransportFactory trans
       log_(std::move(log)),
       rng_(std::random_device{}()) {}
 
+void Worker::Notify(StatusEvent::State state, std::string_view envelope_id, const Queue& queue,
+                    int attempts, int reply_code, std::string_view detail,
+                    std::string_view provider_message_id, const Email* email) {
+  if (!observer_ || envelope_id.empty()) return;
+  StatusEvent ev;
+  ev.state = state;
+  ev.envelope_id = std::string(envelope_id);
+  ev.queue = queue.name();
+  ev.attempts = attempts;
+  ev.reply_code = reply_code;
+  ev.detail = std::string(detail);
+  ev.provider_message_id = std::string(provider_message_id);
+  ev.email = email;
+  observer_->OnStatus(ev);
+}
+
 void Worker::Settle(Queue& queue, const ReceivedMessage& message, std::string_view envelope_id) {
   if (auto del = queue.DeleteMessage(message.receipt_handle); !del) {
     // The visibility timeout lapsed and another receive took the message; the
@@ -116,6 +132,8 @@ void Worker::DeadLetter(Queue& queue, Queue& dlq, const ReceivedMessage& message
   }
   Settle(queue, message, envelope_id);
   ++stats_.dead;
+  Notify(StatusEvent::State::kDead, envelope_id, queue, message.approximate_receive_count,
+         reply_code, fmt::format("{}: {}", reason, reply));
   log_.Warn("dead", {{"envelope_id", envelope_id},
                      {"queue", queue.name()},
                      {"dlq", dlq.name()},
@@ -210,6 +228,8 @@ void Worker::Handle(Transport& transport, Queue& queue, Queue& dlq, const Receiv
                                 steady_now + seconds(settings_.visibility_timeout_seconds / 2),
                                 steady_now};
   }
+  Notify(StatusEvent::State::kSending, id, queue, message.approximate_receive_count, 0, "", "",
+         &email);
   const auto started = clock_->SteadyNow();
   SendResult result = transport.Send(out);
   const auto took_ms =
@@ -247,6 +267,8 @@ void Worker::Handle(Transport& transport, Queue& queue, Queue& dlq, const Receiv
       }
       Settle(queue, message, id);
       ++stats_.sent;
+      Notify(StatusEvent::State::kSent, id, queue, message.approximate_receive_count,
+             result.reply_code, result.reply, result.provider_message_id);
       nlohmann::json fields = {{"envelope_id", id},
                                {"queue", queue.name()},
                                {"transport", transport.name()},
@@ -277,6 +299,8 @@ void Worker::Handle(Transport& transport, Queue& queue, Queue& dlq, const Receiv
                                             {"error", change.error().ToString()}});
       }
       ++stats_.retried;
+      Notify(StatusEvent::State::kRetrying, id, queue, message.approximate_receive_count,
+             result.reply_code, result.reply);
       log_.Warn("retry", {{"envelope_id", id},
                           {"queue", queue.name()},
                           {"reply_code", result.reply_code},

@@ -1,0 +1,126 @@
+#include "postline/producer.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+
+namespace postline {
+namespace {
+
+inline constexpr std::string_view kAttrEnvelopeId = "postline-envelope-id";
+inline constexpr std::string_view kAttrPriority = "postline-priority";
+
+// Prepares the SendMessage request of a validated e-mail (id assigned).
+Result<SendMessageRequest> Prepare(Email& email, const Clock& clock) {
+  if (email.id.empty()) email.id = NewEnvelopeId(clock);
+  if (auto ok = ValidateEmail(email); !ok) return std::unexpected(ok.error());
+  SendMessageRequest req;
+  req.body = EncodeEmailJson(email);
+  if (auto ok = ValidateMessageBody(req.body); !ok) return std::unexpected(ok.error());
+  if (email.send_at) {
+    auto delay =
+        std::chrono::duration_cast<std::chrono::seconds>(*email.send_at - clock.Now()).count();
+    req.delay_seconds = static_cast<int>(std::clamp<long long>(delay, 0, kMaxDelaySeconds));
+  }
+  req.attributes[std::string(kAttrEnvelopeId)] = {"String", email.id};
+  req.attributes[std::string(kAttrPriority)] = {"Number", std::to_string(email.priority)};
+  return req;
+}
+
+void NotifyQueued(StatusObserver* observer, const Email& email, const std::string& queue) {
+  if (!observer) return;
+  StatusEvent ev;
+  ev.state = StatusEvent::State::kQueued;
+  ev.envelope_id = email.id;
+  ev.queue = queue;
+  ev.email = &email;
+  observer->OnStatus(ev);
+}
+
+}  // namespace
+
+std::string_view StatusStateName(StatusEvent::State state) {
+  switch (state) {
+    case StatusEvent::State::kQueued:
+      return "queued";
+    case StatusEvent::State::kSending:
+      return "sending";
+    case StatusEvent::State::kRetrying:
+      return "retrying";
+    case StatusEvent::State::kSent:
+      return "sent";
+    case StatusEvent::State::kDead:
+      return "dead";
+  }
+  return "queued";
+}
+
+Result<EnqueueResult> EnqueueEmail(const QueuePair& queues, Email email, const Clock& clock,
+                                   StatusObserver* observer) {
+  auto req = Prepare(email, clock);
+  if (!req) return std::unexpected(req.error());
+  auto queue = RouteByPriority(queues, email.priority);
+  if (!queue) return std::unexpected(queue.error());
+  // Recorded as queued before the send, so a fast worker's "sending" can
+  // never be overwritten by a late "queued".
+  NotifyQueued(observer, email, (*queue)->name());
+  auto sent = (*queue)->SendMessage(*req);
+  if (!sent) return std::unexpected(sent.error());
+  return EnqueueResult{email.id, (*queue)->name(), sent->message_id};
+}
+
+Result<std::vector<Result<EnqueueResult>>> EnqueueEmails(const QueuePair& queues,
+                                                         std::vector<Email> emails,
+                                                         const Clock& clock,
+                                                         StatusObserver* observer) {
+  std::vector<SendMessageRequest> requests;
+  std::vector<std::shared_ptr<Queue>> routes;
+  requests.reserve(emails.size());
+  for (std::size_t i = 0; i < emails.size(); ++i) {
+    auto req = Prepare(emails[i], clock);
+    if (!req) {
+      Error e = req.error();
+      e.message = fmt::format("[{}] {}", i, e.message);
+      e.field = fmt::format("[{}]{}{}", i, e.field.empty() ? "" : ".", e.field);
+      return std::unexpected(e);
+    }
+    auto queue = RouteByPriority(queues, emails[i].priority);
+    if (!queue) return std::unexpected(queue.error());
+    requests.push_back(std::move(*req));
+    routes.push_back(*queue);
+  }
+  std::vector<Result<EnqueueResult>> results(
+      emails.size(), std::unexpected(Error{ErrorKind::kInternal, "InternalError", "not sent", ""}));
+  std::map<Queue*, std::vector<std::size_t>> by_queue;
+  for (std::size_t i = 0; i < emails.size(); ++i) by_queue[routes[i].get()].push_back(i);
+  for (auto& [queue, indices] : by_queue) {
+    for (std::size_t start = 0; start < indices.size(); start += kMaxBatchEntries) {
+      std::size_t end = std::min(indices.size(), start + kMaxBatchEntries);
+      std::vector<SendMessageBatchEntry> entries;
+      for (std::size_t k = start; k < end; ++k) {
+        const std::size_t i = indices[k];
+        NotifyQueued(observer, emails[i], queue->name());
+        entries.push_back({fmt::format("m{}", k - start), std::move(requests[i])});
+      }
+      auto sent = queue->SendMessageBatch(entries);
+      if (!sent) {
+        for (std::size_t k = start; k < end; ++k) results[indices[k]] = std::unexpected(sent.error());
+        continue;
+      }
+      // Entries answer by their batch entry id ("m<k>").
+      for (const auto& entry : *sent) {
+        const std::size_t k = start + std::stoul(entry.id.substr(1));
+        const std::size_t i = indices[k];
+        if (entry.result) {
+          results[i] = EnqueueResult{emails[i].id, queue->name(), entry.result->message_id};
+        } else {
+          results[i] = std::unexpected(entry.result.error());
+        }
+      }
+    }
+  }
+  return results;
+}
+
+}  // namespace postline
