@@ -46,6 +46,8 @@ class SmtpServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
 
     def messages(self):
         """Accepted messages in arrival order: (seq, envelope dict, parsed message)."""
