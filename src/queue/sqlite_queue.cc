@@ -828,6 +828,31 @@ class SqliteQueue final : public Queue {
   const QueueRow row_;
 };
 
+// Binds ?1 name and ?2–?8 the attributes, in the column order of the queues
+// table (visibility, retention, delay, maximum size, wait, DLQ, maxReceiveCount).
+void BindQueueAttributes(Statement& stmt, std::string_view name, const QueueAttributes& a) {
+  stmt.BindText(1, name)
+      .Bind(2, a.visibility_timeout_seconds)
+      .Bind(3, a.message_retention_seconds)
+      .Bind(4, a.delay_seconds)
+      .Bind(5, a.maximum_message_size)
+      .Bind(6, a.receive_message_wait_time_seconds);
+  if (a.redrive_policy) {
+    stmt.BindText(7, a.redrive_policy->dead_letter_queue).Bind(8, a.redrive_policy->max_receive_count);
+  } else {
+    stmt.BindNull(7).BindNull(8);
+  }
+}
+
+// A RedrivePolicy may only name an existing queue.
+Result<void> CheckDeadLetterQueue(sqlite3* db, const QueueAttributes& attributes) {
+  if (!attributes.redrive_policy) return {};
+  Result<std::optional<QueueRow>> dlq = LoadQueue(db, attributes.redrive_policy->dead_letter_queue);
+  if (!dlq) return std::unexpected(dlq.error());
+  if (!*dlq) return QueueDoesNotExist(attributes.redrive_policy->dead_letter_queue);
+  return {};
+}
+
 class SqliteQueueService final : public QueueService {
  public:
   explicit SqliteQueueService(std::shared_ptr<Database> db) : db_(std::move(db)) {}
@@ -848,12 +873,7 @@ class SqliteQueueService final : public QueueService {
         }
         return std::move(**existing);
       }
-      if (attributes.redrive_policy) {
-        Result<std::optional<QueueRow>> dlq =
-            LoadQueue(db, attributes.redrive_policy->dead_letter_queue);
-        if (!dlq) return std::unexpected(dlq.error());
-        if (!*dlq) return QueueDoesNotExist(attributes.redrive_policy->dead_letter_queue);
-      }
+      if (auto r = CheckDeadLetterQueue(db, attributes); !r) return std::unexpected(r.error());
       Result<Statement> stmt = Statement::Prepare(
           db,
           "INSERT INTO queues (name, visibility_timeout_seconds, message_retention_seconds, "
@@ -861,19 +881,8 @@ class SqliteQueueService final : public QueueService {
           "dead_letter_queue, max_receive_count, created_at) "
           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
       if (!stmt) return std::unexpected(stmt.error());
-      stmt->BindText(1, name)
-          .Bind(2, attributes.visibility_timeout_seconds)
-          .Bind(3, attributes.message_retention_seconds)
-          .Bind(4, attributes.delay_seconds)
-          .Bind(5, attributes.maximum_message_size)
-          .Bind(6, attributes.receive_message_wait_time_seconds)
-          .Bind(9, db_->NowMs());
-      if (attributes.redrive_policy) {
-        stmt->BindText(7, attributes.redrive_policy->dead_letter_queue)
-            .Bind(8, attributes.redrive_policy->max_receive_count);
-      } else {
-        stmt->BindNull(7).BindNull(8);
-      }
+      BindQueueAttributes(*stmt, name, attributes);
+      stmt->Bind(9, db_->NowMs());
       if (auto r = stmt->Run(); !r) return std::unexpected(r.error());
       Result<std::optional<QueueRow>> created = LoadQueue(db, name);
       if (!created) return std::unexpected(created.error());
@@ -891,30 +900,14 @@ class SqliteQueueService final : public QueueService {
       Result<std::optional<QueueRow>> existing = LoadQueue(db, name);
       if (!existing) return std::unexpected(existing.error());
       if (!*existing) return QueueDoesNotExist(name);
-      if (attributes.redrive_policy) {
-        Result<std::optional<QueueRow>> dlq =
-            LoadQueue(db, attributes.redrive_policy->dead_letter_queue);
-        if (!dlq) return std::unexpected(dlq.error());
-        if (!*dlq) return QueueDoesNotExist(attributes.redrive_policy->dead_letter_queue);
-      }
+      if (auto r = CheckDeadLetterQueue(db, attributes); !r) return std::unexpected(r.error());
       Result<Statement> stmt = Statement::Prepare(
           db,
           "UPDATE queues SET visibility_timeout_seconds = ?2, message_retention_seconds = ?3, "
           "delay_seconds = ?4, maximum_message_size = ?5, receive_message_wait_time_seconds = ?6, "
           "dead_letter_queue = ?7, max_receive_count = ?8 WHERE name = ?1");
       if (!stmt) return std::unexpected(stmt.error());
-      stmt->BindText(1, name)
-          .Bind(2, attributes.visibility_timeout_seconds)
-          .Bind(3, attributes.message_retention_seconds)
-          .Bind(4, attributes.delay_seconds)
-          .Bind(5, attributes.maximum_message_size)
-          .Bind(6, attributes.receive_message_wait_time_seconds);
-      if (attributes.redrive_policy) {
-        stmt->BindText(7, attributes.redrive_policy->dead_letter_queue)
-            .Bind(8, attributes.redrive_policy->max_receive_count);
-      } else {
-        stmt->BindNull(7).BindNull(8);
-      }
+      BindQueueAttributes(*stmt, name, attributes);
       if (auto r = stmt->Run(); !r) return std::unexpected(r.error());
       return {};
     });
