@@ -249,6 +249,13 @@ std::shared_ptr<QueueService> NewMemoryQueueService(std::shared_ptr<Clock> clock
 // InvalidMessageContents naming the offending code point and its byte offset).
 Result<void> ValidateMessageBody(std::string_view body);
 
+// Checks a SendMessage request against a queue's attributes exactly as
+// SendMessage would, without sending: body characters, delay, attributes and
+// the total size (MessageTooLong above attributes.maximum_message_size).
+// Lets a producer refuse a whole batch before any of it is queued.
+Result<void> ValidateSendMessageRequest(const SendMessageRequest& request,
+                                        const QueueAttributes& attributes);
+
 // Hex MD5 of bytes (as SQS's MD5OfMessageBody).
 std::string Md5Hex(std::string_view bytes);
 

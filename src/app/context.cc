@@ -1,7 +1,13 @@
 #include "app/context.h"
 
+#include "app/aws_command.h"
+#include "postline/blob_store.h"
+#include "postline/ses.h"
+#include "postline/sqs.h"
+
 #include <pthread.h>
 
+#include <cstdlib>
 #include <iostream>
 
 namespace postline::app {
@@ -39,15 +45,33 @@ Result<void> OpenQueues(Context& ctx) {
     case QueueProvider::kMemory:
       ctx.service = NewMemoryQueueService();
       break;
-    case QueueProvider::kSqs:
-      return MakeError(ErrorKind::kInvalidInput, "unsupported_provider",
-                       "QUEUE_PROVIDER=sqs is not available in this build; use sqlite",
-                       "QUEUE_PROVIDER");
+    case QueueProvider::kSqs: {
+      // Queues on AWS are created once (`postline queues create`), not at
+      // every start: open the configured URLs and their DLQs by name.
+      auto client = NewAwsClient(ctx.settings, "sqs");
+      if (!client) return std::unexpected(client.error());
+      SqsOptions options;
+      options.client = *client;
+      auto sqs = NewSqsQueueService(options);
+      auto pair = OpenSqsQueuePair(*sqs, ctx.settings.sqs_regular_queue_url,
+                                   ctx.settings.sqs_priority_queue_url);
+      if (!pair) return std::unexpected(pair.error());
+      ctx.service = sqs;
+      ctx.queues = *pair;
+      // Large e-mails: bodies above MaximumMessageSize go to the S3 bucket.
+      if (!ctx.settings.blob_bucket.empty()) {
+        auto s3 = NewAwsClient(ctx.settings, "s3");
+        if (!s3) return std::unexpected(s3.error());
+        ctx.queues = WithBlobOffload(*pair, NewS3BlobStore(*s3, ctx.settings.blob_bucket));
+      }
+      return {};
+    }
   }
   auto pair =
       EnsureGuideQueues(*ctx.service, GuideQueueAttributes(), ctx.settings.max_receive_count);
   if (!pair) return std::unexpected(pair.error());
-  ctx.queues = *pair;
+  // Large e-mails: bodies above MaximumMessageSize go to <data dir>/blobs.
+  ctx.queues = WithBlobOffload(*pair, NewFolderBlobStore(ctx.settings.data_dir + "/blobs"));
   return {};
 }
 
@@ -61,11 +85,13 @@ Result<TransportFactory> MakeTransportFactory(const Settings& s) {
       std::string outbox = s.OutboxDir();
       return TransportFactory([outbox] { return NewFileTransport(outbox); });
     }
-    case EmailProvider::kSes:
-      break;
+    case EmailProvider::kSes: {
+      auto client = NewAwsClient(s, "ses");  // one client (and credentials cache) for all senders
+      if (!client) return std::unexpected(client.error());
+      return TransportFactory([client = *client] { return NewSesTransport(client); });
+    }
   }
-  return MakeError(ErrorKind::kInvalidInput, "unsupported_provider",
-                   "EMAIL_PROVIDER=ses is not available in this build; use smtp or file",
+  return MakeError(ErrorKind::kInternal, "unsupported_provider", "unknown EMAIL_PROVIDER",
                    "EMAIL_PROVIDER");
 }
 
@@ -75,11 +101,16 @@ SignalWatcher::SignalWatcher(const sigset_t& signals, std::stop_source stop)
         // SIGUSR2 from the destructor only wakes the thread.
         sigset_t set = signals;
         sigaddset(&set, SIGUSR2);
+        bool stopping = false;
         while (sigwait(&set, &sig) == 0) {
           if (sig == SIGUSR2 && own.stop_requested()) return;
           if (sig == SIGTERM || sig == SIGINT) {
+            // The first signal asks for a graceful stop; a second one means
+            // "now" (in-flight sends are abandoned; their messages come back
+            // after the visibility timeout).
+            if (stopping) std::_Exit(128 + sig);
+            stopping = true;
             stop.request_stop();
-            return;
           }
         }
       }) {}

@@ -1,7 +1,13 @@
 #include "app/invoice_command.h"
+#include "app/render_settings.h"
 
 #include <fmt/format.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -25,17 +31,6 @@ struct InvoiceOptions {
   bool attach_xml = false;
   bool quiet = false;
 };
-
-invoice::InvoiceRenderSettings RenderSettingsFrom(const Settings& s) {
-  invoice::InvoiceRenderSettings r;
-  r.locale = s.locale;
-  r.page = s.page_size == "Letter" ? invoice::PageSize::kLetter : invoice::PageSize::kA4;
-  r.frontend_url = s.frontend_url;
-  r.pay_path = s.pay_path;
-  r.template_dir = s.template_dir;
-  r.default_template_dir = POSTLINE_TEMPLATES_DIR;
-  return r;
-}
 
 // Prefixes an error with the file it came from, unless it already names it.
 Error InFile(Error e, const std::string& file) {
@@ -68,28 +63,60 @@ Result<Email> BuildEmail(const Context& ctx, const invoice::Invoice& inv, const 
   return email;
 }
 
+// Writes `bytes` to `path`: "-" is stdout; a device or FIFO is written in
+// place; a regular file (or a new one) is replaced atomically through a
+// unique temporary file in the same folder (fsync, rename). A symbolic link
+// is followed: its target is replaced, not the link.
 Result<void> WriteFile(const std::string& path, std::string_view bytes) {
   if (path == "-") {
     std::cout.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     std::cout.flush();
     return {};
   }
-  std::error_code ec;
-  fs::path p(path);
-  if (p.has_parent_path()) fs::create_directories(p.parent_path(), ec);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (!out) {
-      return MakeError(ErrorKind::kTransient, "write_failed",
-                       fmt::format("cannot write \"{}\": {}", path, std::strerror(errno)), "-o");
-    }
-  }
-  fs::rename(tmp, path, ec);
-  if (ec) {
+  auto failed = [&](std::string_view what) {
     return MakeError(ErrorKind::kTransient, "write_failed",
-                     fmt::format("cannot write \"{}\": {}", path, ec.message()), "-o");
+                     fmt::format("cannot write \"{}\": {}", path, what), "-o");
+  };
+  auto write_all = [&](int fd) {
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+      ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      done += static_cast<std::size_t>(n);
+    }
+    return true;
+  };
+  std::error_code ec;
+  fs::path target = fs::weakly_canonical(fs::path(path), ec);
+  if (ec) target = fs::path(path);
+  const auto st = fs::status(target, ec);
+  if (!ec && fs::exists(st) && !fs::is_regular_file(st)) {
+    if (fs::is_directory(st)) return failed("it is a directory");
+    int fd = ::open(target.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return failed(std::strerror(errno));
+    const bool ok = write_all(fd);
+    const int saved = errno;
+    ::close(fd);
+    if (!ok) return failed(std::strerror(saved));
+    return {};
+  }
+  if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
+  std::string tmp = (target.parent_path() / ("." + target.filename().string() + ".XXXXXX")).string();
+  int fd = ::mkstemp(tmp.data());
+  if (fd < 0) return failed(std::strerror(errno));
+  const bool ok = write_all(fd) && ::fsync(fd) == 0;
+  const int saved = errno;
+  ::fchmod(fd, 0644);
+  ::close(fd);
+  if (!ok) {
+    ::unlink(tmp.c_str());
+    return failed(std::strerror(saved));
+  }
+  if (::rename(tmp.c_str(), target.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return failed(std::strerror(err));
   }
   return {};
 }

@@ -228,6 +228,10 @@ TEST(EnvelopeJsonTest, EveryErrorNamesItsField) {
       {Minimal(R"(, "headers": {"X Bad": "x"})"), "invalid_header_name", "headers[0]"},
       {Minimal(R"(, "headers": {"X-Ok": "a\nb"})"), "header_injection", "headers.X-Ok"},
       {Minimal(R"(, "headers": [["X-Ok"]])"), "invalid_type", "headers[0]"},
+      {Minimal(R"(, "headers": {"X-Long": ")" + std::string(1000, 'a') + R"("})"),
+       "header_too_long", "headers.X-Long"},
+      {Minimal(R"(, "send_at": "9999-12-31T23:59:59Z")"), "invalid_send_at", "send_at"},
+      {Minimal(R"(, "send_at": "1600-01-01T00:00:00Z")"), "invalid_send_at", "send_at"},
       {Minimal(R"(, "attachments": [{"filename": "a", "content_type": "application/pdf"}])"),
        "invalid_attachment", "attachments[0]"},
       {Minimal(

@@ -318,6 +318,14 @@ Result<std::chrono::system_clock::time_point> ParseRfc3339(std::string_view text
                                          std::chrono::day{static_cast<unsigned>(day)}};
   // Second 60 (a leap second) is accepted and lands on the next second.
   if (!date.ok() || hour > 23 || minute > 59 || second > 60) return BadTimestamp(text);
+  // system_clock counts nanoseconds in 64 bits (years 1677–2262); keep well
+  // inside that, so no date can wrap around into another century.
+  if (year < 1970 || year > 2200) {
+    return InvalidInput("invalid_send_at",
+                        fmt::format("send_at {} is out of range; allowed: years 1970–2200",
+                                    Quoted(text)),
+                        "send_at");
+  }
   using std::chrono::milliseconds;
   const auto local = std::chrono::sys_days{date} + std::chrono::hours{hour} +
                      std::chrono::minutes{minute} + std::chrono::seconds{second} +

@@ -40,6 +40,10 @@ Result<void> CheckAddresses(const std::vector<Address>& list, std::string_view n
 
 }  // namespace
 
+// Longest unfoldable header line we accept: RFC 5322's 998 octets less room
+// for the folding white space the composer may add.
+constexpr std::size_t kMaxHeaderWordLine = 900;
+
 bool IsReservedHeader(std::string_view name) {
   static constexpr std::array<std::string_view, 11> kReserved = {
       "From", "To",     "Cc",         "Bcc",          "Reply-To",   "Subject",
@@ -189,6 +193,25 @@ Result<void> ValidateEmail(const Email& email, const EnvelopeLimits& limits) {
     const std::string value_field = fmt::format("headers.{}", name);
     if (auto error = CheckNoLineBreak(value, value_field)) return Fail(error);
     if (auto error = CheckUtf8(value, value_field)) return Fail(error);
+    // Header lines may be folded only at white space (RFC 5322 §2.2.3), and
+    // no line may exceed 998 octets (§2.1.1): a word that can't fit is refused
+    // here rather than failing later in the worker.
+    std::size_t word = 0;
+    for (std::size_t k = 0; k <= value.size(); ++k) {
+      if (k == value.size() || value[k] == ' ' || value[k] == '\t') {
+        if (name.size() + 2 + word > envelope_internal::kMaxHeaderWordLine) {
+          return InvalidInput("header_too_long",
+                              fmt::format("{} has a word of {} bytes that cannot be folded; "
+                                          "allowed: words of at most {} bytes",
+                                          value_field, word,
+                                          envelope_internal::kMaxHeaderWordLine - name.size() - 2),
+                              value_field);
+        }
+        word = 0;
+      } else {
+        ++word;
+      }
+    }
     total += name.size() + value.size();
   }
 

@@ -227,6 +227,14 @@ TEST(UblReaderTest, NegativeCorrectionInvoiceKeepsNegativeQuantities) {
   EXPECT_TRUE(inv->totals.payable.IsNegative()) << inv->totals.payable.ToString();
 }
 
+TEST(UblReaderTest, BuyerElectronicAddressOfSchemeEmIsTheContactEmail) {
+  if (!fs::is_directory(UblDir())) GTEST_SKIP() << "UBL data set not found at " << UblDir();
+  // XRechnung 01.01a gives the buyer only as cbc:EndpointID schemeID="EM".
+  auto inv = LoadInvoiceFile((UblDir() / "xrechnung/01.01a-INVOICE_ubl.xml").string());
+  ASSERT_TRUE(inv.has_value()) << inv.error().ToString();
+  EXPECT_EQ(inv->buyer.email, "buyer@info.de");
+}
+
 TEST(UblReaderTest, TamperedTotalsAndMissingFieldsAreNamed) {
   if (!fs::is_directory(UblDir())) GTEST_SKIP() << "UBL data set not found at " << UblDir();
   std::string xml = ReadFile(UblDir() / "peppol/base-example.xml");

@@ -122,6 +122,14 @@ Party ReadParty(const pugi::xml_node& party) {
     if (!id.empty() && (p.tax_id.empty() || Text(scheme, "TaxScheme/ID") == "VAT")) p.tax_id = id;
   }
   p.email = Text(party, "Contact/ElectronicMail");
+  // BT-49 / BT-34: the electronic address; scheme "EM" is an e-mail address
+  // (PEPPOL's EAS code list). Used when no contact e-mail is given.
+  if (p.email.empty()) {
+    pugi::xml_node endpoint = Child(party, "EndpointID");
+    if (std::string_view(endpoint.attribute("schemeID").value()) == "EM") {
+      p.email = Text(party, "EndpointID");
+    }
+  }
   return p;
 }
 

@@ -28,6 +28,13 @@ Result<SendMessageRequest> Prepare(Email& email, const Clock& clock) {
   return req;
 }
 
+// Prefixes a batch entry's error with its index: "[i] …", field "[i].field".
+Error AtIndex(std::size_t i, Error e) {
+  e.message = fmt::format("[{}] {}", i, e.message);
+  e.field = fmt::format("[{}]{}{}", i, e.field.empty() ? "" : ".", e.field);
+  return e;
+}
+
 void NotifyQueued(StatusObserver* observer, const Email& email, const std::string& queue) {
   if (!observer) return;
   StatusEvent ev;
@@ -79,16 +86,25 @@ Result<std::vector<Result<EnqueueResult>>> EnqueueEmails(const QueuePair& queues
   requests.reserve(emails.size());
   for (std::size_t i = 0; i < emails.size(); ++i) {
     auto req = Prepare(emails[i], clock);
-    if (!req) {
-      Error e = req.error();
-      e.message = fmt::format("[{}] {}", i, e.message);
-      e.field = fmt::format("[{}]{}{}", i, e.field.empty() ? "" : ".", e.field);
-      return std::unexpected(e);
-    }
+    if (!req) return std::unexpected(AtIndex(i, req.error()));
     auto queue = RouteByPriority(queues, emails[i].priority);
     if (!queue) return std::unexpected(queue.error());
     requests.push_back(std::move(*req));
     routes.push_back(*queue);
+  }
+  // Every entry must also pass the queue's own checks (size above all), so
+  // that a refusal in a later batch can't leave earlier ones queued.
+  std::map<Queue*, QueueAttributes> limits;
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    Queue* q = routes[i].get();
+    if (!limits.contains(q)) {
+      auto stats = q->GetQueueAttributes();
+      if (!stats) return std::unexpected(stats.error());
+      limits[q] = stats->attributes;
+    }
+    if (auto ok = ValidateSendMessageRequest(requests[i], limits[q]); !ok) {
+      return std::unexpected(AtIndex(i, ok.error()));
+    }
   }
   std::vector<Result<EnqueueResult>> results(
       emails.size(), std::unexpected(Error{ErrorKind::kInternal, "InternalError", "not sent", ""}));

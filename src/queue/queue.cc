@@ -2,6 +2,8 @@
 // the priority router.
 #include "postline/queue.h"
 
+#include "queue_internal.h"
+
 #include <fmt/format.h>
 
 #include <utility>
@@ -66,6 +68,11 @@ Result<QueuePair> EnsureGuideQueues(QueueService& service, const QueueAttributes
     *queue = std::move(*created);
   }
   return pair;
+}
+
+Result<void> ValidateSendMessageRequest(const SendMessageRequest& request,
+                                        const QueueAttributes& attributes) {
+  return queue_internal::ValidateSendMessage(request, attributes);
 }
 
 Result<std::shared_ptr<Queue>> RouteByPriority(const QueuePair& pair, int priority) {
