@@ -16,14 +16,19 @@ build: bootstrap
 
 # The main job on the embedded default (SQLite queue, file outbox): queue the
 # example e-mails and invoices and deliver them with the worker.
-run: build
+run: bootstrap
+	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) >/dev/null
+	@cmake --build $(BUILD_DIR) --target postline
 	@scripts/run-demo $(BUILD_DIR)/src/app/postline
 
 test: build
 	@ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(CTEST_JOBS) --timeout 600
 
+# Benchmarks against the peer and the machine's limit -> docs/benchmarks.md
+# (`make bench QUICK=1` for a run of under a minute).
 bench: build
-	@scripts/bench $(BUILD_DIR)
+	@scripts/bootstrap-bench
+	@QUICK="$(QUICK)" scripts/bench $(BUILD_DIR)
 
 format:
 	@find include src bench -name '*.h' -o -name '*.cc' | xargs clang-format -i

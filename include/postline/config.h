@@ -53,14 +53,39 @@ struct Settings {
   int retry_min_seconds = 15;         // POSTLINE_RETRY_MIN: 1–43200
   int retry_max_seconds = 3600;       // POSTLINE_RETRY_MAX: RETRY_MIN–43200
   int max_age_seconds = 345600;       // POSTLINE_MAX_AGE: after this a failing mail is dead ("expired")
-  int max_receive_count = 10;         // POSTLINE_MAX_RECEIVE_COUNT: RedrivePolicy, 1–1000
+  // POSTLINE_MAX_RECEIVE_COUNT: RedrivePolicy, 1–1000. High by default so that
+  // POSTLINE_MAX_AGE, not the receive count, ends the retries of a transient
+  // failure (backoff up to RETRY_MAX uses ~10 receives in the first 2 hours);
+  // the redrive is the safety net for messages that crash a worker.
+  int max_receive_count = 1000;
   std::string log_level = "info";     // POSTLINE_LOG_LEVEL: debug|info|warn|error
+  // Delivery hardening (docs/delivery.md).
+  double rate_limit_per_second = 0;   // POSTLINE_RATE_LIMIT: "N/s", "N/min", "N/h" (N > 0) or
+                                      // "unlimited" (default); per worker process and transport
+  int priority_reserve_percent = 20;  // POSTLINE_PRIORITY_RESERVE: 0–90, rate share regular mail may not use
+  int sent_log_retention_seconds = 2592000;  // POSTLINE_SENT_LOG_RETENTION: 3600–31536000 (30 days)
 
   // Invoices.
   std::string locale;                          // POSTLINE_LOCALE (empty: from seller country)
   std::string page_size = "A4";                // POSTLINE_PAGE_SIZE: A4|Letter
   std::string pay_path = "/invoices/{number}/pay";  // POSTLINE_PAY_PATH
   std::string template_dir;                    // POSTLINE_TEMPLATE_DIR (override folder)
+
+  // HTTP API (`postline serve`, `postline api`; docs/api.md).
+  std::string http_addr = "127.0.0.1:8080";  // POSTLINE_HTTP_ADDR: HOST:PORT (port 0: any free port)
+  std::string api_token;                     // POSTLINE_API_TOKEN (secret): bearer token for /v1
+  int depth_alarm = 1000;                    // POSTLINE_DEPTH_ALARM: warn while a queue holds more, 1–1000000000
+  int http_max_body_bytes = 10 * 1024 * 1024;  // POSTLINE_HTTP_MAX_BODY: request body limit, 1024–104857600
+
+  // AWS beyond the guide's names (postline/aws.h; the credential sources of
+  // the chain — shared files, container, IMDS — are read by the aws module
+  // from the environment).
+  std::string aws_profile;       // AWS_PROFILE: profile in ~/.aws/credentials and ~/.aws/config
+  std::string aws_endpoint_sqs;  // AWS_ENDPOINT_URL_SQS: SQS endpoint (wins over AWS_ENDPOINT)
+  std::string aws_endpoint_ses;  // AWS_ENDPOINT_URL_SES: SES endpoint (wins over AWS_ENDPOINT)
+  std::string aws_endpoint_s3;   // AWS_ENDPOINT_URL_S3: S3 endpoint for the blob bucket
+  std::string blob_bucket;       // POSTLINE_BLOB_BUCKET: S3 bucket for bodies of large e-mails (sqs)
+  std::string blob_dir;          // POSTLINE_BLOB_DIR: folder for bodies of large e-mails (embedded)
 
   // Derived paths.
   std::string QueueDatabasePath() const;  // <data_dir>/queue.db

@@ -31,6 +31,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -68,8 +69,10 @@ struct SentRecord {
 };
 
 // The sent log: which envelope ids were delivered (idempotency).
-// SQLite file (WAL, synchronous=FULL), shared by every worker process on the
-// machine. Retention: records older than `retention` are removed by Prune.
+// SQLite file (WAL, synchronous=NORMAL: records survive a process crash; a
+// power loss may drop the last ones, which can only cause a duplicate),
+// shared by every worker process on the machine. Retention: records older
+// than `retention` are removed by Prune (the worker prunes at start and hourly).
 // Thread-safety: safe from many threads and processes.
 class SentLog {
  public:
@@ -100,11 +103,31 @@ struct WorkerSettings {
   int retry_max_seconds = 3600;         // backoff ceiling
   int max_age_seconds = 345600;         // older failing mail goes to the DLQ as "expired"
   EnvelopeLimits limits;
+  // Token bucket per transport, messages per second; 0 = unlimited. The rate
+  // drops multiplicatively on throttling replies (454, 4.7.x) and recovers
+  // additively (AIMD); docs/delivery.md "Rate limiting".
+  double rate_limit_per_second = 0;
+  // Percent of the rate the regular lane may not use (0–90).
+  int priority_reserve_percent = 20;
+  // Sent-log records older than this are pruned (at start, then hourly).
+  int sent_log_retention_seconds = 2592000;  // 30 days
 };
 
 // Exponential backoff with full jitter, clamped: a uniformly random number of
 // seconds in [min, min(max, min · 2^(attempt−1))]. attempt ≥ 1.
 int BackoffSeconds(int attempt, int min_seconds, int max_seconds, std::mt19937_64& rng);
+
+// The visibility heartbeat's decision for one message being worked on: the
+// new visibility timeout (seconds from `now`) to set, or 0 when no extension
+// is due. Due when less than half of `visibility_timeout_seconds` (at least
+// 1 s) is left before `visible_again`; the extension is
+// visibility_timeout_seconds, shortened so that the message never stays
+// hidden beyond SQS's ceiling of 12 hours after `received`; −1 when that
+// ceiling is reached (nothing can be extended any more). Pure.
+int VisibilityExtensionSeconds(std::chrono::steady_clock::time_point now,
+                               std::chrono::steady_clock::time_point received,
+                               std::chrono::steady_clock::time_point visible_again,
+                               int visibility_timeout_seconds);
 
 struct WorkerStats {
   std::atomic<std::int64_t> sent{0};
@@ -113,12 +136,54 @@ struct WorkerStats {
   std::atomic<std::int64_t> duplicates{0};
 };
 
+namespace worker_internal {
+class RateLimiter;
+}
+
+// --- dead letters (for `postline dlq`) ------------------------------------------
+
+// Reasons a message is in a DLQ: the worker's kAttrReason values, plus
+// "max_receives" for messages the queue's RedrivePolicy moved (they carry no
+// postline attributes).
+inline constexpr std::string_view kDeadLetterReasons[] = {"permanent", "expired", "unparseable",
+                                                          "max_receives"};
+
+// A dead letter as `postline dlq list/show` presents it.
+struct DeadLetterInfo {
+  std::string message_id;   // the DLQ's MessageId
+  std::string envelope_id;  // from the attribute, else the body's "id"; "" when unknown
+  std::string reason;       // one of kDeadLetterReasons
+  int reply_code = 0;       // 0 when none
+  std::string reply;        // server reply or error text; "" for max_receives
+  int attempts = 0;         // receives before it was dead-lettered; 0 when unknown
+  std::string source_queue; // kAttrSourceQueue, else dead_letter_source_queue; "" if unknown
+  std::string subject;      // from the body when it is JSON; "" otherwise
+  std::vector<std::string> recipients;  // to, cc, bcc addresses from the body
+  std::chrono::system_clock::time_point sent_timestamp;  // when it entered the DLQ / was first sent
+};
+
+// Describes a message received from a DLQ. Never fails: a body that is not
+// JSON yields empty subject and recipients. Thread-safe (pure).
+DeadLetterInfo DescribeDeadLetter(const ReceivedMessage& message);
+
+// The SendMessage that returns a dead letter to its source queue: the body
+// unchanged, every postline-* dead-letter attribute removed (other attributes
+// kept), no delay. Pure.
+SendMessageRequest RedriveRequest(const ReceivedMessage& message);
+
+// Parses a `--filter` value "reason=R1,R2,…" (the "reason=" prefix may be
+// given once, or per item) into reasons from kDeadLetterReasons. Empty input:
+// every reason. Errors: kInvalidInput "invalid_filter" with field "--filter"
+// naming the allowed values.
+Result<std::vector<std::string>> ParseDeadLetterFilter(std::string_view filter);
+
 class Worker {
  public:
   // REQUIRES: queues has all four queues; transport_factory returns a new
   // Transport per call; sent_log and clock non-null.
   Worker(WorkerSettings settings, QueuePair queues, TransportFactory transport_factory,
          std::shared_ptr<SentLog> sent_log, std::shared_ptr<Clock> clock, Log log);
+  ~Worker();
 
   // Runs until `stop` is requested, then stops receiving, lets in-progress
   // sends finish, releases received-but-unstarted messages (visibility 0) and
@@ -127,8 +192,14 @@ class Worker {
 
   // Handles one received message completely (decode, dedupe, send, settle).
   // `queue` is the queue it came from, `dlq` that queue's DLQ. Used by Run's
-  // senders; public so tests can drive a single message.
+  // senders; public so tests can drive a single message. The message is
+  // covered by the visibility heartbeat (when Run is active) until settled.
+  // Before sending it waits for the rate limiter; when Run is stopped
+  // meanwhile, the message is released (visibility 0) unsent.
   void Handle(Transport& transport, Queue& queue, Queue& dlq, const ReceivedMessage& message);
+
+  // Current send rate limit in messages per second (0: unlimited).
+  double current_rate() const;
 
   const WorkerStats& stats() const { return stats_; }
 
@@ -139,6 +210,15 @@ class Worker {
   }
 
  private:
+  void HandleTracked(Transport& transport, Queue& queue, Queue& dlq,
+                     const ReceivedMessage& message, std::uint64_t token);
+  std::uint64_t Track(Queue& queue, const ReceivedMessage& message,
+                      std::chrono::steady_clock::time_point received);
+  void Untrack(std::uint64_t token);
+  // Extends the message's visibility now when less than half of it is left;
+  // false when the queue says the message is no longer ours.
+  bool EnsureVisibility(std::uint64_t token);
+  void Heartbeat();
   void Settle(Queue& queue, const ReceivedMessage& message, std::string_view envelope_id);
   void DeadLetter(Queue& queue, Queue& dlq, const ReceivedMessage& message,
                   std::string_view envelope_id, std::string_view reason, int reply_code,
@@ -157,6 +237,11 @@ class Worker {
               std::string_view provider_message_id = {}, const Email* email = nullptr);
   std::mutex rng_mu_;
   std::mt19937_64 rng_;
+  std::unique_ptr<worker_internal::RateLimiter> limiter_;
+  // Envelope ids sent while the sent log could not be written (disk full).
+  std::mutex unrecorded_mu_;
+  std::set<std::string> unrecorded_;
+  std::stop_token run_stop_;
   // Messages being sent now, for the visibility heartbeat.
   std::mutex inflight_mu_;
   struct InFlight {
@@ -165,6 +250,8 @@ class Worker {
     std::string envelope_id;
     std::chrono::steady_clock::time_point visible_again;
     std::chrono::steady_clock::time_point received;
+    bool lost = false;        // the queue refused an extension: another receiver has it
+    bool cap_logged = false;  // the 12-hour ceiling was reached and logged
   };
   std::map<std::uint64_t, InFlight> inflight_;
   std::uint64_t next_inflight_id_ = 0;

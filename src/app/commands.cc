@@ -1,13 +1,17 @@
 #include "app/commands.h"
 
+#include "app/aws_command.h"
 #include "app/context.h"
+#include "app/dlq_command.h"
 #include "app/invoice_command.h"
+#include "app/serve_command.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <pthread.h>
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -20,6 +24,7 @@
 #include "postline/envelope.h"
 #include "postline/log.h"
 #include "postline/producer.h"
+#include "postline/status.h"
 #include "postline/queue.h"
 #include "postline/transport.h"
 #include "postline/worker.h"
@@ -29,20 +34,37 @@ namespace {
 
 using nlohmann::json;
 
-std::string ReadAll(std::istream& in) {
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+// Largest input read from a file or stdin: the envelope's own size budget
+// plus room for base64 and JSON (inputs are refused, never truncated).
+constexpr std::size_t kMaxInputBytes = 64 * 1024 * 1024;
 
 Result<std::string> ReadFileOrStdin(const std::string& path) {
-  if (path == "-") return ReadAll(std::cin);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return MakeError(ErrorKind::kNotFound, "file_not_found",
-                     fmt::format("cannot read \"{}\": {}", path, std::strerror(errno)), "FILE");
+  std::ifstream file;
+  if (path != "-") {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) {
+      return MakeError(ErrorKind::kNotFound, "file_not_found",
+                       fmt::format("\"{}\" is a directory, not a file", path), "FILE");
+    }
+    file.open(path, std::ios::binary);
+    if (!file) {
+      return MakeError(ErrorKind::kNotFound, "file_not_found",
+                       fmt::format("cannot read \"{}\": {}", path, std::strerror(errno)), "FILE");
+    }
   }
-  return ReadAll(in);
+  std::istream& in = path == "-" ? std::cin : file;
+  std::string out;
+  char buf[65536];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    out.append(buf, static_cast<std::size_t>(in.gcount()));
+    if (out.size() > kMaxInputBytes) {
+      return InvalidInput("too_large",
+                          fmt::format("\"{}\" is larger than {} MiB", path,
+                                      kMaxInputBytes / (1024 * 1024)),
+                          "FILE");
+    }
+  }
+  return out;
 }
 
 // Queues one validated envelope through the producer path.
@@ -122,7 +144,26 @@ Result<Email> EmailFromFlags(const Context& ctx, const SendOptions& o) {
     }
     doc["headers"] = hs;
   }
-  return ParseEmailJson(doc.dump(), std::filesystem::current_path().string());
+  std::string encoded;
+  try {
+    encoded = doc.dump();
+  } catch (const json::exception&) {
+    // nlohmann refuses invalid UTF-8; name the flag that carried it.
+    for (const auto& [field, value] : doc.items()) {
+      try {
+        (void)value.dump();
+      } catch (const json::exception&) {
+        return InvalidInput("invalid_utf8",
+                            fmt::format("--{} is not valid UTF-8; convert the text to UTF-8",
+                                        field == "text" ? (o.text_file.empty() ? "text" : "text-file")
+                                        : field == "html" ? (o.html_file.empty() ? "html" : "html-file")
+                                                          : field),
+                            field);
+      }
+    }
+    return InvalidInput("invalid_utf8", "the input is not valid UTF-8", "");
+  }
+  return ParseEmailJson(encoded, std::filesystem::current_path().string());
 }
 
 int RunSend(Context& ctx, const SendOptions& o) {
@@ -140,7 +181,7 @@ int RunSend(Context& ctx, const SendOptions& o) {
     return kExitOk;
   }
   auto text = ReadFileOrStdin(o.file);
-  if (!text) return PrintError(text.error(), kExitNoInput);
+  if (!text) return PrintError(text.error(), ExitCodeFor(text.error()));
   std::string base_dir = o.file == "-" ? std::filesystem::current_path().string()
                                        : std::filesystem::absolute(o.file).parent_path().string();
   if (!o.jsonl) {
@@ -158,6 +199,7 @@ int RunSend(Context& ctx, const SendOptions& o) {
   // JSON Lines: every line is validated first; nothing is queued unless all
   // are valid, so a bad line never leaves a half-queued batch.
   std::vector<Email> emails;
+  std::vector<int> line_numbers;
   std::istringstream lines(*text);
   std::string line;
   int line_no = 0;
@@ -177,10 +219,21 @@ int RunSend(Context& ctx, const SendOptions& o) {
       return PrintError(e, ExitCodeFor(e));
     }
     emails.push_back(std::move(*email));
+    line_numbers.push_back(line_no);
   }
   if (auto ok = OpenQueues(ctx); !ok) return PrintError(ok.error(), ExitCodeFor(ok.error()));
   auto results = EnqueueEmails(ctx.queues, std::move(emails), *SystemClock(), ctx.status.get());
-  if (!results) return PrintError(results.error(), ExitCodeFor(results.error()));
+  if (!results) {
+    // "[i] …" → "line N: …"
+    Error e = results.error();
+    std::size_t i = 0;
+    if (e.field.starts_with("[") && std::sscanf(e.field.c_str(), "[%zu]", &i) == 1 &&
+        i < line_numbers.size()) {
+      e.message = fmt::format("line {}: {}", line_numbers[i],
+                              e.message.substr(e.message.find("] ") + 2));
+    }
+    return PrintError(e, ExitCodeFor(e));
+  }
   std::size_t queued = 0;
   for (const auto& r : *results) {
     if (!r) return PrintError(r.error(), ExitCodeFor(r.error()));
@@ -224,6 +277,9 @@ int RunWorker(Context& ctx, const WorkerOptions& o) {
   ws.retry_min_seconds = ctx.settings.retry_min_seconds;
   ws.retry_max_seconds = ctx.settings.retry_max_seconds;
   ws.max_age_seconds = ctx.settings.max_age_seconds;
+  ws.rate_limit_per_second = ctx.settings.rate_limit_per_second;
+  ws.priority_reserve_percent = ctx.settings.priority_reserve_percent;
+  ws.sent_log_retention_seconds = ctx.settings.sent_log_retention_seconds;
   ws.wait_time_seconds = std::clamp(o.wait_time_seconds, 1, kMaxWaitTimeSeconds);
   Worker worker(ws, ctx.queues, *factory, *sent_log, SystemClock(), Log(ctx.logger));
 
@@ -335,6 +391,10 @@ int RunHealth(Context& ctx) {
     }
   }
   out["transport"] = transport;
+  if (ctx.settings.queue_provider == QueueProvider::kSqs ||
+      ctx.settings.email_provider == EmailProvider::kSes) {
+    out["aws"] = ProbeAwsPermissions(ctx, &healthy);  // names each IAM action denied
+  }
   out["status"] = healthy ? "ok" : "unhealthy";
   std::cout << out.dump(2) << "\n";
   return healthy ? kExitOk : kExitFailure;
@@ -391,7 +451,9 @@ int RunCli(int argc, char** argv, const sigset_t& signals) {
   config_cmd->require_subcommand(1);
   auto* config_check_cmd = config_cmd->add_subcommand("check", "Print the resolved settings (secrets redacted); exit 2 when invalid");
 
-  std::vector<Command> extra = {RegisterInvoiceCommand(app)};
+  std::vector<Command> extra = {RegisterInvoiceCommand(app), RegisterDlqCommand(app),
+                                RegisterQueuesCreateCommand(app), RegisterAwsPolicyCommand(app),
+                                RegisterServeCommand(app), RegisterApiCommand(app)};
 
   try {
     app.parse(argc, argv);
@@ -415,6 +477,40 @@ int RunCli(int argc, char** argv, const sigset_t& signals) {
   ctx.settings = loaded.settings;
   ctx.logger = NewStderrJsonLogger("postline", ctx.settings.log_level);
   ctx.signals = signals;
+  // Status store (state.db): producers record "queued", the worker the rest.
+  if (auto status = OpenStatusStore(ctx.settings.StateDatabasePath(), SystemClock(),
+                                    [log = Log(ctx.logger)](const StatusEvent& ev, const Error& e) {
+                                      log.Warn("status_record_failed", {{"envelope_id", ev.envelope_id},
+                                                                        {"error", e.ToString()}});
+                                    })) {
+    ctx.status = *status;
+  } else {
+    Log(ctx.logger).Warn("status_store_unavailable", {{"error", status.error().ToString()}});
+  }
+  // Long-running commands stop gracefully on SIGTERM/SIGINT (SignalWatcher);
+  // every other command dies of them as usual.
+  const bool long_running = worker_cmd->parsed() || app.got_subcommand("serve") ||
+                            app.got_subcommand("api");
+  if (ctx.settings.queue_provider == QueueProvider::kMemory && !app.got_subcommand("serve")) {
+    std::cerr << "postline: QUEUE_PROVIDER: memory keeps messages inside one process and loses "
+                 "them at exit; only `postline serve` (API and worker in one process) can use it. "
+                 "Use sqlite (the default) or sqs\n";
+    return kExitConfig;
+  }
+  if (!long_running) {
+    std::thread([signals] {
+      sigset_t set = signals;
+      sigdelset(&set, SIGUSR2);
+      int sig = 0;
+      if (sigwait(&set, &sig) != 0) return;
+      std::signal(sig, SIG_DFL);
+      sigset_t one;
+      sigemptyset(&one);
+      sigaddset(&one, sig);
+      pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
+      raise(sig);
+    }).detach();
+  }
   for (const auto& c : extra) {
     if (c.app->parsed()) return c.run(ctx);
   }

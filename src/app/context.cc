@@ -70,8 +70,13 @@ Result<void> OpenQueues(Context& ctx) {
   auto pair =
       EnsureGuideQueues(*ctx.service, GuideQueueAttributes(), ctx.settings.max_receive_count);
   if (!pair) return std::unexpected(pair.error());
-  // Large e-mails: bodies above MaximumMessageSize go to <data dir>/blobs.
-  ctx.queues = WithBlobOffload(*pair, NewFolderBlobStore(ctx.settings.data_dir + "/blobs"));
+  ctx.queues = *pair;
+  // Large e-mails (an invoice PDF with many CJK glyphs easily passes the
+  // guide's 256 KiB): bodies above MaximumMessageSize go to a folder,
+  // POSTLINE_BLOB_DIR or <data dir>/blobs.
+  const std::string blob_dir =
+      ctx.settings.blob_dir.empty() ? ctx.settings.data_dir + "/blobs" : ctx.settings.blob_dir;
+  ctx.queues = WithBlobOffload(*pair, NewFolderBlobStore(blob_dir));
   return {};
 }
 

@@ -346,6 +346,29 @@ LoadedSettings ResolveSettings(const std::map<std::string, std::string>& variabl
           {"info", std::string("info")},
           {"warn", std::string("warn")},
           {"error", std::string("error")}});
+  // Delivery hardening: rate limit, priority reserve, sent-log retention.
+  if (auto v = r.Get("POSTLINE_RATE_LIMIT"); v && !v->empty() && *v != "unlimited") {
+    const std::string& text = *v;
+    const size_t slash = text.find('/');
+    double n = -1;
+    const char* end = text.data() + (slash == std::string::npos ? text.size() : slash);
+    auto [ptr, ec] = std::from_chars(text.data(), end, n);
+    std::string unit = slash == std::string::npos ? std::string() : text.substr(slash + 1);
+    const double per = unit == "s" || unit == "sec" || unit == "second"   ? 1
+                       : unit == "min" || unit == "m" || unit == "minute" ? 60
+                       : unit == "h" || unit == "hour"                    ? 3600
+                                                                          : 0;
+    if (ec != std::errc() || ptr != end || !(n > 0) || per == 0 || n / per < 0.001) {
+      r.Problem("POSTLINE_RATE_LIMIT",
+                fmt::format("must be a positive rate N/s, N/min or N/h (e.g. 14/s, 100/min; at "
+                            "least 0.001/s), or \"unlimited\", got \"{}\"",
+                            text));
+    } else {
+      s.rate_limit_per_second = n / per;
+    }
+  }
+  r.Int("POSTLINE_PRIORITY_RESERVE", s.priority_reserve_percent, 0, 90);
+  r.Int("POSTLINE_SENT_LOG_RETENTION", s.sent_log_retention_seconds, 3600, 31536000);
 
   r.String("POSTLINE_LOCALE", s.locale);
   r.Enum("POSTLINE_PAGE_SIZE", s.page_size,
@@ -358,6 +381,39 @@ LoadedSettings ResolveSettings(const std::map<std::string, std::string>& variabl
                           s.pay_path));
   }
   r.String("POSTLINE_TEMPLATE_DIR", s.template_dir);
+
+  // HTTP API.
+  r.String("POSTLINE_HTTP_ADDR", s.http_addr);
+  {
+    const size_t colon = s.http_addr.rfind(':');
+    int port = -1;
+    if (colon != std::string::npos && colon > 0) {
+      std::string_view digits = std::string_view(s.http_addr).substr(colon + 1);
+      auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+      if (ec != std::errc() || ptr != digits.data() + digits.size() || digits.empty()) port = -1;
+    }
+    if (port < 0 || port > 65535) {
+      r.Problem("POSTLINE_HTTP_ADDR",
+                fmt::format("must be HOST:PORT with a port 0–65535, e.g. 127.0.0.1:8080, got \"{}\"",
+                            s.http_addr));
+    }
+  }
+  r.String("POSTLINE_API_TOKEN", s.api_token);
+  r.Int("POSTLINE_DEPTH_ALARM", s.depth_alarm, 1, 1000000000);
+  r.Int("POSTLINE_HTTP_MAX_BODY", s.http_max_body_bytes, 1024, 104857600);
+
+  // AWS endpoints per service, profile, blob bucket.
+  r.String("AWS_PROFILE", s.aws_profile);
+  for (auto [name, field] : {std::pair{"AWS_ENDPOINT_URL_SQS", &s.aws_endpoint_sqs},
+                             std::pair{"AWS_ENDPOINT_URL_SES", &s.aws_endpoint_ses},
+                             std::pair{"AWS_ENDPOINT_URL_S3", &s.aws_endpoint_s3}}) {
+    r.String(name, *field);
+    if (!field->empty() && !LooksLikeHttpUrl(*field)) {
+      r.Problem(name, fmt::format("must be an http:// or https:// URL, got \"{}\"", *field));
+    }
+  }
+  r.String("POSTLINE_BLOB_BUCKET", s.blob_bucket);
+  r.String("POSTLINE_BLOB_DIR", s.blob_dir);
 
   return {std::move(s), r.TakeProblems()};
 }
@@ -404,10 +460,19 @@ std::vector<std::string> DescribeSettings(const Settings& s) {
       fmt::format("POSTLINE_MAX_AGE={}", s.max_age_seconds),
       fmt::format("POSTLINE_MAX_RECEIVE_COUNT={}", s.max_receive_count),
       fmt::format("POSTLINE_LOG_LEVEL={}", s.log_level),
+      s.rate_limit_per_second > 0
+          ? fmt::format("POSTLINE_RATE_LIMIT={:g}/s", s.rate_limit_per_second)
+          : std::string("POSTLINE_RATE_LIMIT=unlimited"),
+      fmt::format("POSTLINE_PRIORITY_RESERVE={}", s.priority_reserve_percent),
+      fmt::format("POSTLINE_SENT_LOG_RETENTION={}", s.sent_log_retention_seconds),
       fmt::format("POSTLINE_LOCALE={}", s.locale),
       fmt::format("POSTLINE_PAGE_SIZE={}", s.page_size),
       fmt::format("POSTLINE_PAY_PATH={}", s.pay_path),
       fmt::format("POSTLINE_TEMPLATE_DIR={}", s.template_dir),
+      fmt::format("POSTLINE_HTTP_ADDR={}", s.http_addr),
+      fmt::format("POSTLINE_API_TOKEN={}", secret(s.api_token)),
+      fmt::format("POSTLINE_DEPTH_ALARM={}", s.depth_alarm),
+      fmt::format("POSTLINE_HTTP_MAX_BODY={}", s.http_max_body_bytes),
   };
   return out;
 }

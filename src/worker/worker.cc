@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "postline/mime.h"
+#include "rate_limiter.h"
 
 namespace postline {
 namespace {
@@ -63,6 +64,19 @@ int BackoffSeconds(int attempt, int min_seconds, int max_seconds, std::mt19937_6
   return static_cast<int>(dist(rng));
 }
 
+int VisibilityExtensionSeconds(steady_clock::time_point now, steady_clock::time_point received,
+                               steady_clock::time_point visible_again,
+                               int visibility_timeout_seconds) {
+  const auto half = seconds(std::max(1, visibility_timeout_seconds / 2));
+  if (visible_again - now > half) return 0;
+  // Whole seconds still allowed under the 12-hour ceiling (one second of
+  // margin for the time the request takes).
+  const auto used = std::chrono::duration_cast<seconds>(now - received).count() + 1;
+  const long long allowed = kMaxVisibilityTimeoutSeconds - used;
+  if (allowed < 1) return -1;
+  return static_cast<int>(std::min<long long>(visibility_timeout_seconds, allowed));
+}
+
 Worker::Worker(WorkerSettings settings, QueuePair queues, TransportFactory transport_factory,
                std::shared_ptr<SentLog> sent_log, std::shared_ptr<Clock> clock, Log log)
     : settings_(settings),
@@ -71,7 +85,77 @@ Worker::Worker(WorkerSettings settings, QueuePair queues, TransportFactory trans
       sent_log_(std::move(sent_log)),
       clock_(std::move(clock)),
       log_(std::move(log)),
-      rng_(std::random_device{}()) {}
+      rng_(std::random_device{}()) {
+  worker_internal::RateLimiterSettings rl;
+  rl.rate_per_second = settings_.rate_limit_per_second;
+  rl.priority_reserve_percent = settings_.priority_reserve_percent;
+  limiter_ = std::make_unique<worker_internal::RateLimiter>(rl, clock_, log_);
+}
+
+Worker::~Worker() = default;
+
+double Worker::current_rate() const { return limiter_->current_rate(); }
+
+std::uint64_t Worker::Track(Queue& queue, const ReceivedMessage& message,
+                            steady_clock::time_point received) {
+  std::lock_guard lock(inflight_mu_);
+  const std::uint64_t token = next_inflight_id_++;
+  inflight_[token] = InFlight{&queue, message.receipt_handle, message.message_id,
+                              received + seconds(settings_.visibility_timeout_seconds), received};
+  return token;
+}
+
+void Worker::Untrack(std::uint64_t token) {
+  std::lock_guard lock(inflight_mu_);
+  inflight_.erase(token);
+}
+
+bool Worker::EnsureVisibility(std::uint64_t token) {
+  // Holding inflight_mu_ across the call keeps the heartbeat from racing a
+  // settle (a late extension must never overwrite a backoff or follow a
+  // delete).
+  std::lock_guard lock(inflight_mu_);
+  auto it = inflight_.find(token);
+  if (it == inflight_.end()) return true;
+  InFlight& f = it->second;
+  if (f.lost) return false;
+  const auto now = clock_->SteadyNow();
+  const int extend = VisibilityExtensionSeconds(now, f.received, f.visible_again,
+                                                settings_.visibility_timeout_seconds);
+  if (extend == 0) return true;
+  if (extend < 0) {
+    if (!f.cap_logged) {
+      f.cap_logged = true;
+      log_.Warn("visibility_ceiling_reached", {{"envelope_id", f.envelope_id},
+                                               {"queue", f.queue->name()},
+                                               {"max_s", kMaxVisibilityTimeoutSeconds}});
+    }
+    return now < f.visible_again;
+  }
+  auto r = f.queue->ChangeMessageVisibility(f.receipt_handle, extend);
+  if (!r) {
+    log_.Warn("heartbeat_failed", {{"envelope_id", f.envelope_id},
+                                   {"queue", f.queue->name()},
+                                   {"error", r.error().ToString()}});
+    if (r.error().code == "ReceiptHandleIsInvalid" || r.error().code == "MessageNotInflight") {
+      f.lost = true;
+      return false;
+    }
+    return now < f.visible_again;
+  }
+  f.visible_again = now + seconds(extend);
+  log_.Debug("heartbeat", {{"envelope_id", f.envelope_id}, {"visibility_timeout_s", extend}});
+  return true;
+}
+
+void Worker::Heartbeat() {
+  std::vector<std::uint64_t> tokens;
+  {
+    std::lock_guard lock(inflight_mu_);
+    for (const auto& [token, f] : inflight_) tokens.push_back(token);
+  }
+  for (auto token : tokens) (void)EnsureVisibility(token);
+}
 
 void Worker::Notify(StatusEvent::State state, std::string_view envelope_id, const Queue& queue,
                     int attempts, int reply_code, std::string_view detail,
@@ -93,9 +177,9 @@ void Worker::Settle(Queue& queue, const ReceivedMessage& message, std::string_vi
   if (auto del = queue.DeleteMessage(message.receipt_handle); !del) {
     // The visibility timeout lapsed and another receive took the message; the
     // sent log makes that receiver delete it without sending.
-    log_.Warn("delete_failed", {{"envelope_id", envelope_id},
-                                {"queue", queue.name()},
-                                {"error", del.error().ToString()}});
+    log_.Warn(
+        "delete_failed",
+        {{"envelope_id", envelope_id}, {"queue", queue.name()}, {"error", del.error().ToString()}});
   }
 }
 
@@ -143,31 +227,83 @@ void Worker::DeadLetter(Queue& queue, Queue& dlq, const ReceivedMessage& message
                      {"attempts", message.approximate_receive_count}});
 }
 
-void Worker::Handle(Transport& transport, Queue& queue, Queue& dlq, const ReceivedMessage& message) {
+void Worker::Handle(Transport& transport, Queue& queue, Queue& dlq,
+                    const ReceivedMessage& message) {
+  const std::uint64_t token = Track(queue, message, clock_->SteadyNow());
+  HandleTracked(transport, queue, dlq, message, token);
+}
+
+void Worker::HandleTracked(Transport& transport, Queue& queue, Queue& dlq,
+                           const ReceivedMessage& message, std::uint64_t token) {
+  // Covered by the heartbeat until this returns; settling happens after the
+  // entry is gone, so no extension can follow a delete or a backoff.
+  struct Untracker {
+    Worker* worker;
+    std::uint64_t token;
+    bool done = false;
+    void Now() {
+      if (!done) worker->Untrack(token);
+      done = true;
+    }
+    ~Untracker() { Now(); }
+  } untrack{this, token};
   if (auto bad = RejectPathAttachments(message.body)) {
+    untrack.Now();
     DeadLetter(queue, dlq, message, "", "unparseable", 0, *bad);
     return;
   }
   auto parsed = ParseEmailJson(message.body, "/", settings_.limits);
   if (!parsed || parsed->id.empty()) {
     std::string why = parsed ? "id: the envelope id is missing" : parsed.error().ToString();
-    DeadLetter(queue, dlq, message, parsed ? "" : "", "unparseable", 0, why);
+    untrack.Now();
+    DeadLetter(queue, dlq, message, "", "unparseable", 0, why);
     return;
   }
   const Email& email = *parsed;
   const std::string& id = email.id;
+  {
+    // Heartbeat log lines name the envelope from here on.
+    std::lock_guard lock(inflight_mu_);
+    if (auto it = inflight_.find(token); it != inflight_.end()) it->second.envelope_id = id;
+  }
 
   // A redelivered message that was already sent: delete, don't send again.
   auto seen = sent_log_->Find(id);
   if (!seen) {
     log_.Warn("sent_log_unavailable", {{"envelope_id", id}, {"error", seen.error().ToString()}});
+    untrack.Now();
     (void)queue.ChangeMessageVisibility(message.receipt_handle, settings_.retry_min_seconds);
+    return;
+  }
+  bool unrecorded = false;
+  {
+    std::lock_guard lock(unrecorded_mu_);
+    unrecorded = unrecorded_.contains(id);
+  }
+  if (unrecorded && !seen->has_value()) {
+    // Sent by this process while the sent log could not be written (disk
+    // full): don't send again; record it now if the disk is back.
+    ++stats_.duplicates;
+    log_.Info("duplicate", {{"envelope_id", id}, {"queue", queue.name()}, {"sent_log", false}});
+    untrack.Now();
+    SentRecord late;
+    late.envelope_id = id;
+    late.idempotency_key = email.idempotency_key;
+    late.queue = queue.name();
+    late.transport = std::string(transport.name());
+    late.sent_at = clock_->Now();
+    if (sent_log_->Record(late)) {
+      std::lock_guard lock(unrecorded_mu_);
+      unrecorded_.erase(id);
+    }
+    Settle(queue, message, id);
     return;
   }
   if (seen->has_value()) {
     ++stats_.duplicates;
-    log_.Info("duplicate", {{"envelope_id", id}, {"queue", queue.name()},
-                            {"message_id", (*seen)->message_id}});
+    log_.Info("duplicate",
+              {{"envelope_id", id}, {"queue", queue.name()}, {"message_id", (*seen)->message_id}});
+    untrack.Now();
     Settle(queue, message, id);
     return;
   }
@@ -180,19 +316,21 @@ void Worker::Handle(Transport& transport, Queue& queue, Queue& dlq, const Receiv
     later.body = message.body;
     later.attributes = message.attributes;
     later.delay_seconds = static_cast<int>(std::min<long long>(remaining, kMaxDelaySeconds));
+    untrack.Now();
     if (auto resent = queue.SendMessage(later); !resent) {
       log_.Warn("defer_failed", {{"envelope_id", id}, {"error", resent.error().ToString()}});
       (void)queue.ChangeMessageVisibility(message.receipt_handle, settings_.retry_min_seconds);
       return;
     }
     Settle(queue, message, id);
-    log_.Info("deferred", {{"envelope_id", id}, {"queue", queue.name()},
-                           {"remaining_s", remaining}});
+    log_.Info("deferred",
+              {{"envelope_id", id}, {"queue", queue.name()}, {"remaining_s", remaining}});
     return;
   }
 
   auto data = ComposeMessage(email, ComposeOptions{now});
   if (!data) {
+    untrack.Now();
     DeadLetter(queue, dlq, message, id, "permanent", 0, data.error().ToString());
     return;
   }
@@ -201,6 +339,7 @@ void Worker::Handle(Transport& transport, Queue& queue, Queue& dlq, const Receiv
   out.data = std::move(*data);
   auto from = email.from.AsciiEmail();
   if (!from) {
+    untrack.Now();
     DeadLetter(queue, dlq, message, id, "permanent", 0, from.error().ToString());
     return;
   }
@@ -209,6 +348,7 @@ void Worker::Handle(Transport& transport, Queue& queue, Queue& dlq, const Receiv
     for (const auto& a : *list) {
       auto rcpt = a.AsciiEmail();
       if (!rcpt) {
+        untrack.Now();
         DeadLetter(queue, dlq, message, id, "permanent", 0, rcpt.error().ToString());
         return;
       }
@@ -218,15 +358,25 @@ void Worker::Handle(Transport& transport, Queue& queue, Queue& dlq, const Receiv
     }
   }
 
-  // Register for the visibility heartbeat while the send is in progress.
-  std::uint64_t token = 0;
-  {
-    std::lock_guard lock(inflight_mu_);
-    token = next_inflight_id_++;
-    const auto steady_now = clock_->SteadyNow();
-    inflight_[token] = InFlight{&queue, message.receipt_handle, id,
-                                steady_now + seconds(settings_.visibility_timeout_seconds / 2),
-                                steady_now};
+  // Wait for the rate limiter (and for the circuit breaker while the server
+  // is unreachable); the heartbeat keeps the message hidden meanwhile.
+  const auto lane = &queue == queues_.priority.get() ? worker_internal::Lane::kPriority
+                                                     : worker_internal::Lane::kRegular;
+  if (!limiter_->Acquire(lane, run_stop_)) {
+    untrack.Now();
+    if (auto r = queue.ChangeMessageVisibility(message.receipt_handle, 0); !r) {
+      log_.Warn("release_failed", {{"envelope_id", id}, {"error", r.error().ToString()}});
+    }
+    log_.Info("released", {{"envelope_id", id}, {"queue", queue.name()}});
+    return;
+  }
+  // The message may have waited (buffered, rate limited): make sure it is
+  // still ours and hidden for a while before the send starts.
+  if (!EnsureVisibility(token)) {
+    untrack.Now();
+    log_.Warn("visibility_lost", {{"envelope_id", id}, {"queue", queue.name()}});
+    limiter_->Unused();
+    return;
   }
   Notify(StatusEvent::State::kSending, id, queue, message.approximate_receive_count, 0, "", "",
          &email);
@@ -234,10 +384,8 @@ void Worker::Handle(Transport& transport, Queue& queue, Queue& dlq, const Receiv
   SendResult result = transport.Send(out);
   const auto took_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(clock_->SteadyNow() - started).count();
-  {
-    std::lock_guard lock(inflight_mu_);
-    inflight_.erase(token);
-  }
+  untrack.Now();
+  limiter_->OnResult(result);
 
   std::string message_id = MessageIdFor(email);  // "<id@domain>"
   if (message_id.size() > 2 && message_id.front() == '<' && message_id.back() == '>') {
@@ -263,12 +411,23 @@ void Worker::Handle(Transport& transport, Queue& queue, Queue& dlq, const Receiv
       // recognised. A crash between the server's 250 and this write is the one
       // window in which a duplicate can be sent (with the same Message-ID).
       if (auto rec = sent_log_->Record(record); !rec) {
-        log_.Error("sent_log_write_failed", {{"envelope_id", id}, {"error", rec.error().ToString()}});
+        log_.Error("sent_log_write_failed",
+                   {{"envelope_id", id}, {"error", rec.error().ToString()}});
+        // Remembered in memory, so a redelivery to this process is not sent
+        // again (another process would send it: the duplicate window).
+        std::lock_guard lock(unrecorded_mu_);
+        unrecorded_.insert(id);
       }
       Settle(queue, message, id);
       ++stats_.sent;
+      std::string detail = result.reply;
+      if (!record.rejected_recipients.empty()) {
+        detail += "; rejected:";
+        for (const auto& r : record.rejected_recipients) detail += " " + r + ";";
+        detail.pop_back();
+      }
       Notify(StatusEvent::State::kSent, id, queue, message.approximate_receive_count,
-             result.reply_code, result.reply, result.provider_message_id);
+             result.reply_code, detail, result.provider_message_id);
       nlohmann::json fields = {{"envelope_id", id},
                                {"queue", queue.name()},
                                {"transport", transport.name()},
@@ -278,10 +437,20 @@ void Worker::Handle(Transport& transport, Queue& queue, Queue& dlq, const Receiv
                                {"duration_ms", took_ms}};
       if (!result.rejected.empty()) fields["rejected"] = record.rejected_recipients;
       log_.Info("sent", fields);
+      for (const auto& r : result.rejected) {
+        log_.Warn("recipient_rejected", {{"envelope_id", id},
+                                         {"recipient", r.recipient},
+                                         {"reply_code", r.reply_code},
+                                         {"reply", r.reply}});
+      }
       return;
     }
     case SendOutcome::kTransient: {
-      const system_clock::time_point origin = email.send_at.value_or(message.sent_timestamp);
+      // Age counts from when the e-mail became due: its send_at when that is
+      // later than the queue's SentTimestamp (a past send_at must not
+      // shorten the retry lifetime).
+      const system_clock::time_point origin =
+          email.send_at ? std::max(*email.send_at, message.sent_timestamp) : message.sent_timestamp;
       const auto age = std::chrono::duration_cast<seconds>(now - origin).count();
       if (age >= settings_.max_age_seconds) {
         DeadLetter(queue, dlq, message, id, "expired", result.reply_code,
@@ -295,8 +464,8 @@ void Worker::Handle(Transport& transport, Queue& queue, Queue& dlq, const Receiv
                                settings_.retry_max_seconds, rng_);
       }
       if (auto change = queue.ChangeMessageVisibility(message.receipt_handle, delay); !change) {
-        log_.Warn("retry_schedule_failed", {{"envelope_id", id},
-                                            {"error", change.error().ToString()}});
+        log_.Warn("retry_schedule_failed",
+                  {{"envelope_id", id}, {"error", change.error().ToString()}});
       }
       ++stats_.retried;
       Notify(StatusEvent::State::kRetrying, id, queue, message.approximate_receive_count,
@@ -306,10 +475,17 @@ void Worker::Handle(Transport& transport, Queue& queue, Queue& dlq, const Receiv
                           {"reply_code", result.reply_code},
                           {"reply", result.reply},
                           {"attempts", message.approximate_receive_count},
+                          {"age_s", age},
                           {"retry_in_s", delay}});
       return;
     }
     case SendOutcome::kPermanent:
+      for (const auto& r : result.rejected) {
+        log_.Warn("recipient_rejected", {{"envelope_id", id},
+                                         {"recipient", r.recipient},
+                                         {"reply_code", r.reply_code},
+                                         {"reply", r.reply}});
+      }
       DeadLetter(queue, dlq, message, id, "permanent", result.reply_code, result.reply);
       return;
   }
@@ -323,6 +499,7 @@ Result<void> Worker::Run(std::stop_token stop) {
     Queue* queue;
     Queue* dlq;
     ReceivedMessage message;
+    std::uint64_t token;
   };
   std::mutex mu;
   std::condition_variable_any cv;
@@ -336,6 +513,7 @@ Result<void> Worker::Run(std::stop_token stop) {
     cv.notify_all();
   });
   std::stop_token halt = internal.get_token();
+  run_stop_ = halt;
   const int n = settings_.concurrency;
 
   auto release = [&](Queue& queue, const ReceivedMessage& m) {
@@ -354,15 +532,17 @@ Result<void> Worker::Run(std::stop_token stop) {
           return idle_senders > static_cast<int>(priority_buffer.size() + regular_buffer.size());
         });
         if (halt.stop_requested()) break;
-        want = priority_lane
-                   ? n - static_cast<int>(priority_buffer.size())
-                   : idle_senders - static_cast<int>(priority_buffer.size() + regular_buffer.size());
+        want = priority_lane ? n - static_cast<int>(priority_buffer.size())
+                             : idle_senders -
+                                   static_cast<int>(priority_buffer.size() + regular_buffer.size());
       }
       ReceiveMessageRequest req;
       req.max_number_of_messages = std::clamp(want, 1, kMaxBatchEntries);
       req.visibility_timeout_seconds = settings_.visibility_timeout_seconds;
       req.wait_time_seconds = settings_.wait_time_seconds;
       req.stop = halt;
+      // Taken before the call: the visibility timeout runs from the receive.
+      const auto received = clock_->SteadyNow();
       auto got = queue.ReceiveMessage(req);
       if (!got) {
         log_.Warn("receive_failed", {{"queue", queue.name()}, {"error", got.error().ToString()}});
@@ -370,13 +550,19 @@ Result<void> Worker::Run(std::stop_token stop) {
         cv.wait_for(lock, halt, seconds(1), [] { return false; });
         continue;
       }
-      std::lock_guard lock(mu);
+      std::vector<Work> batch;
       for (auto& m : *got) {
         if (halt.stop_requested()) {
           release(queue, m);  // received after the signal: give it back at once
           continue;
         }
-        (priority_lane ? priority_buffer : regular_buffer).push_back({&queue, &dlq, std::move(m)});
+        // Buffered messages are covered by the heartbeat too.
+        const std::uint64_t token = Track(queue, m, received);
+        batch.push_back({&queue, &dlq, std::move(m), token});
+      }
+      std::lock_guard lock(mu);
+      for (auto& w : batch) {
+        (priority_lane ? priority_buffer : regular_buffer).push_back(std::move(w));
       }
       cv.notify_all();
     }
@@ -397,44 +583,42 @@ Result<void> Worker::Run(std::stop_token stop) {
         work = std::move(from.front());
         from.pop_front();
       }
-      Handle(*transport, *work.queue, *work.dlq, work.message);
+      HandleTracked(*transport, *work.queue, *work.dlq, work.message, work.token);
+    }
+  };
+
+  const auto retention = seconds(settings_.sent_log_retention_seconds);
+  auto prune = [&] {
+    if (auto pruned = sent_log_->Prune(retention); !pruned) {
+      log_.Warn("sent_log_prune_failed", {{"error", pruned.error().ToString()}});
+    } else if (*pruned > 0) {
+      log_.Info("sent_log_pruned", {{"removed", *pruned}, {"retention_s", retention.count()}});
     }
   };
 
   auto heartbeat = [&] {
-    const auto extend_to = settings_.visibility_timeout_seconds;
+    auto next_prune = clock_->SteadyNow();
     while (!halt.stop_requested()) {
+      if (clock_->SteadyNow() >= next_prune) {
+        prune();
+        next_prune = clock_->SteadyNow() + std::chrono::hours(1);
+      }
       {
+        // Ticks twice a second: a visibility timeout of 1–2 s is still
+        // extended before it lapses.
         std::unique_lock lock(mu);
-        cv.wait_for(lock, halt, seconds(1), [] { return false; });
+        cv.wait_for(lock, halt, std::chrono::milliseconds(500), [] { return false; });
       }
-      std::vector<std::tuple<Queue*, std::string, std::string>> due;
-      {
-        std::lock_guard lock(inflight_mu_);
-        const auto now = clock_->SteadyNow();
-        for (auto& [token, f] : inflight_) {
-          if (f.visible_again - now <= seconds(extend_to / 2 + 1) &&
-              now - f.received < seconds(kMaxVisibilityTimeoutSeconds - extend_to)) {
-            due.emplace_back(f.queue, f.receipt_handle, f.envelope_id);
-            f.visible_again = now + seconds(extend_to);
-          }
-        }
-      }
-      for (auto& [queue, handle, id] : due) {
-        auto r = queue->ChangeMessageVisibility(handle, extend_to);
-        if (!r) {
-          log_.Warn("heartbeat_failed", {{"envelope_id", id}, {"error", r.error().ToString()}});
-        } else {
-          log_.Debug("heartbeat", {{"envelope_id", id}, {"visibility_timeout_s", extend_to}});
-        }
-      }
+      Heartbeat();
     }
   };
 
   log_.Info("worker_started", {{"concurrency", n},
                                {"priority_queue", queues_.priority->name()},
                                {"regular_queue", queues_.regular->name()},
-                               {"visibility_timeout_s", settings_.visibility_timeout_seconds}});
+                               {"visibility_timeout_s", settings_.visibility_timeout_seconds},
+                               {"rate_per_s", limiter_->current_rate()},
+                               {"priority_reserve_percent", settings_.priority_reserve_percent}});
   {
     std::vector<std::jthread> threads;
     threads.emplace_back(receiver, std::ref(*queues_.priority), std::ref(*queues_.priority_dlq),
@@ -449,16 +633,19 @@ Result<void> Worker::Run(std::stop_token stop) {
   std::size_t released = 0;
   for (auto* buffer : {&priority_buffer, &regular_buffer}) {
     for (auto& w : *buffer) {
+      Untrack(w.token);
       release(*w.queue, w.message);
       ++released;
     }
     buffer->clear();
   }
+  run_stop_ = {};
   log_.Info("worker_stopped", {{"sent", stats_.sent.load()},
                                {"retried", stats_.retried.load()},
                                {"dead", stats_.dead.load()},
                                {"duplicates", stats_.duplicates.load()},
-                               {"released", released}});
+                               {"released", released},
+                               {"rate_per_s", limiter_->current_rate()}});
   return {};
 }
 

@@ -5,8 +5,8 @@
 #include <spdlog/sinks/ostream_sink.h>
 
 #include <deque>
-#include <set>
 #include <filesystem>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -196,8 +196,9 @@ TEST_F(WorkerTest, UnparseableBodyIsQuarantined) {
 TEST_F(WorkerTest, AttachmentPathsInQueuedEnvelopesAreRefused) {
   auto worker = NewWorker();
   SendMessageRequest req;
-  req.body = R"({"v":1,"id":"01JABCDEFGHJKMNPQRSTVWXYZ0","from":"a@example.com","to":"b@example.com",)"
-             R"("text":"x","attachments":[{"filename":"p","content_type":"text/plain","path":"/etc/passwd"}]})";
+  req.body =
+      R"({"v":1,"id":"01JABCDEFGHJKMNPQRSTVWXYZ0","from":"a@example.com","to":"b@example.com",)"
+      R"("text":"x","attachments":[{"filename":"p","content_type":"text/plain","path":"/etc/passwd"}]})";
   ASSERT_TRUE(queues_.regular->SendMessage(req));
   ScriptedTransport transport(shared_);
   worker->Handle(transport, *queues_.regular, *queues_.regular_dlq, ReceiveOne(*queues_.regular));
@@ -216,7 +217,8 @@ TEST_F(WorkerTest, RunServesThePriorityLaneFirstAndDrains) {
   auto worker = NewWorker();
   std::stop_source stop;
   std::jthread run([&] { ASSERT_TRUE(worker->Run(stop.get_token())); });
-  for (int i = 0; i < 400 && worker->stats().sent.load() < 35; ++i) std::this_thread::sleep_for(10ms);
+  for (int i = 0; i < 400 && worker->stats().sent.load() < 35; ++i)
+    std::this_thread::sleep_for(10ms);
   stop.request_stop();
   run.join();
   ASSERT_EQ(shared_->sent.size(), 35u);
@@ -262,6 +264,228 @@ TEST(BackoffTest, StaysWithinClampedExponentialBounds) {
   std::set<int> seen;
   for (int i = 0; i < 100; ++i) seen.insert(BackoffSeconds(8, 15, 3600, rng));
   EXPECT_GT(seen.size(), 50u);
+}
+
+}  // namespace
+}  // namespace postline
+
+namespace postline {
+namespace {
+
+using namespace std::chrono_literals;
+using std::chrono::steady_clock;
+
+TEST(VisibilityExtensionTest, ExtendsWhenHalfIsLeftAndNeverBeyondTwelveHours) {
+  const steady_clock::time_point t0{std::chrono::hours(100)};
+  // Received at t0 with 30 s: nothing due for the first 15 s.
+  EXPECT_EQ(VisibilityExtensionSeconds(t0 + 10s, t0, t0 + 30s, 30), 0);
+  EXPECT_EQ(VisibilityExtensionSeconds(t0 + 15s, t0, t0 + 30s, 30), 30);
+  EXPECT_EQ(VisibilityExtensionSeconds(t0 + 29s, t0, t0 + 30s, 30), 30);
+  // Short timeouts: due once at most 1 s is left.
+  EXPECT_EQ(VisibilityExtensionSeconds(t0 + 500ms, t0, t0 + 2s, 2), 0);
+  EXPECT_EQ(VisibilityExtensionSeconds(t0 + 1s, t0, t0 + 2s, 2), 2);
+  // Near the 12-hour ceiling the extension shrinks, then stops.
+  const auto late = t0 + 43200s - 11s;
+  EXPECT_EQ(VisibilityExtensionSeconds(late, t0, late + 5s, 30), 10);
+  EXPECT_EQ(VisibilityExtensionSeconds(t0 + 43199s, t0, t0 + 43200s, 30), -1);
+}
+
+ReceivedMessage DeadMessage(std::string body, MessageAttributes attributes,
+                            std::string source = {}) {
+  ReceivedMessage m;
+  m.message_id = "m-1";
+  m.receipt_handle = "h-1";
+  m.body = std::move(body);
+  m.attributes = std::move(attributes);
+  m.dead_letter_source_queue = std::move(source);
+  return m;
+}
+
+TEST(DeadLetterTest, DescribesTheWorkersAttributesAndTheEnvelope) {
+  auto m = DeadMessage(
+      R"({"v":1,"id":"01JENV","from":"a@example.com","to":[{"name":"B","email":"b@example.com"}],)"
+      R"("cc":"c@example.com","subject":"Invoice 7","text":"x"})",
+      {{std::string(kAttrReason), {"String", "permanent"}},
+       {std::string(kAttrReplyCode), {"Number", "550"}},
+       {std::string(kAttrReply), {"String", "550 5.1.1 no such user"}},
+       {std::string(kAttrSourceQueue), {"String", "priority-emails-queue"}},
+       {std::string(kAttrEnvelopeId), {"String", "01JENV"}},
+       {std::string(kAttrAttempts), {"Number", "3"}}});
+  DeadLetterInfo d = DescribeDeadLetter(m);
+  EXPECT_EQ(d.reason, "permanent");
+  EXPECT_EQ(d.reply_code, 550);
+  EXPECT_EQ(d.reply, "550 5.1.1 no such user");
+  EXPECT_EQ(d.attempts, 3);
+  EXPECT_EQ(d.source_queue, "priority-emails-queue");
+  EXPECT_EQ(d.envelope_id, "01JENV");
+  EXPECT_EQ(d.subject, "Invoice 7");
+  EXPECT_EQ(d.recipients, (std::vector<std::string>{"b@example.com", "c@example.com"}));
+}
+
+TEST(DeadLetterTest, RedrivePolicyMovesAreMaxReceives) {
+  auto m = DeadMessage(R"({"id":"01JX","to":"z@example.com","subject":"s"})", {},
+                       "invoice-generation-queue");
+  DeadLetterInfo d = DescribeDeadLetter(m);
+  EXPECT_EQ(d.reason, "max_receives");
+  EXPECT_EQ(d.source_queue, "invoice-generation-queue");
+  EXPECT_EQ(d.envelope_id, "01JX");
+  EXPECT_EQ(d.reply_code, 0);
+}
+
+TEST(DeadLetterTest, GarbageBodiesAreDescribedWithoutFailing) {
+  auto m = DeadMessage("not json {", {{std::string(kAttrReason), {"String", "unparseable"}},
+                                      {std::string(kAttrEnvelopeId), {"String", "-"}}});
+  DeadLetterInfo d = DescribeDeadLetter(m);
+  EXPECT_EQ(d.reason, "unparseable");
+  EXPECT_EQ(d.envelope_id, "");
+  EXPECT_TRUE(d.recipients.empty());
+}
+
+TEST(DeadLetterTest, RedriveRequestDropsOnlyTheDeadLetterAttributes) {
+  auto m = DeadMessage("{}", {{std::string(kAttrReason), {"String", "expired"}},
+                              {std::string(kAttrReply), {"String", "x"}},
+                              {std::string(kAttrSourceQueue), {"String", "q"}},
+                              {std::string(kAttrAttempts), {"Number", "9"}},
+                              {"trace-id", {"String", "abc"}}});
+  SendMessageRequest r = RedriveRequest(m);
+  EXPECT_EQ(r.body, "{}");
+  EXPECT_EQ(r.delay_seconds, 0);
+  ASSERT_EQ(r.attributes.size(), 1u);
+  EXPECT_EQ(r.attributes.at("trace-id").value, "abc");
+}
+
+TEST(DeadLetterTest, FilterParsing) {
+  auto all = ParseDeadLetterFilter("");
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->size(), 4u);
+  auto two = ParseDeadLetterFilter("reason=permanent,max_receives");
+  ASSERT_TRUE(two);
+  EXPECT_EQ(*two, (std::vector<std::string>{"permanent", "max_receives"}));
+  auto repeated = ParseDeadLetterFilter("reason=expired,reason=unparseable");
+  ASSERT_TRUE(repeated);
+  EXPECT_EQ(repeated->size(), 2u);
+  auto unknown = ParseDeadLetterFilter("reason=bounced");
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().field, "--filter");
+  EXPECT_NE(unknown.error().message.find("max_receives"), std::string::npos);
+  EXPECT_FALSE(ParseDeadLetterFilter("status=permanent"));
+}
+
+}  // namespace
+}  // namespace postline
+
+namespace postline {
+namespace {
+
+// The system clock, moved ahead: for mail that has been failing for days.
+class AheadClock final : public Clock {
+ public:
+  explicit AheadClock(std::chrono::seconds ahead) : ahead_(ahead) {}
+  std::chrono::system_clock::time_point Now() const override {
+    return std::chrono::system_clock::now() + ahead_;
+  }
+  std::chrono::steady_clock::time_point SteadyNow() const override {
+    return std::chrono::steady_clock::now();
+  }
+
+ private:
+  std::chrono::seconds ahead_;
+};
+
+TEST_F(WorkerTest, TransientPastMaxAgeGoesToTheDlqAsExpired) {
+  settings_.max_age_seconds = 3600;
+  shared_->script.push_back({SendOutcome::kTransient, 451, "451 4.3.0 try later", "", {}});
+  std::string id = Enqueue(*queues_.regular, 5);
+  auto shared = shared_;
+  Worker worker(
+      settings_, queues_, [shared] { return std::make_unique<ScriptedTransport>(shared); },
+      sent_log_, std::make_shared<AheadClock>(std::chrono::hours(2)), Log(logger_));
+  ScriptedTransport transport(shared_);
+  worker.Handle(transport, *queues_.regular, *queues_.regular_dlq, ReceiveOne(*queues_.regular));
+  EXPECT_EQ(Depth(*queues_.regular), 0);
+  auto dead = ReceiveOne(*queues_.regular_dlq);
+  EXPECT_EQ(dead.attributes.at(std::string(kAttrReason)).value, "expired");
+  EXPECT_EQ(dead.attributes.at(std::string(kAttrReplyCode)).value, "451");
+  EXPECT_EQ(dead.attributes.at(std::string(kAttrEnvelopeId)).value, id);
+}
+
+TEST_F(WorkerTest, PartlyRefusedRecipientsAreSentAndReported) {
+  SendResult partial{SendOutcome::kSent, 250, "250 2.0.0 Ok: queued as Q", "Q", {}};
+  partial.rejected.push_back({"audit@example.com", 550, "550 5.1.1 no such user"});
+  shared_->script.push_back(partial);
+  std::string id = Enqueue(*queues_.regular, 5);
+  auto worker = NewWorker();
+  ScriptedTransport transport(shared_);
+  worker->Handle(transport, *queues_.regular, *queues_.regular_dlq, ReceiveOne(*queues_.regular));
+  EXPECT_EQ(Depth(*queues_.regular), 0);
+  EXPECT_EQ(Depth(*queues_.regular_dlq), 0);
+  auto rec = sent_log_->Find(id);
+  ASSERT_TRUE(rec && rec->has_value());
+  ASSERT_EQ((*rec)->rejected_recipients.size(), 1u);
+  EXPECT_NE((*rec)->rejected_recipients[0].find("audit@example.com: 550"), std::string::npos);
+  EXPECT_NE(log_out_.str().find("\"recipient_rejected\""), std::string::npos);
+}
+
+// The heartbeat keeps a message hidden while a send outlasts the visibility
+// timeout, so no other receiver gets it.
+TEST_F(WorkerTest, HeartbeatHidesAMessageWhoseSendOutlastsTheVisibilityTimeout) {
+  settings_.visibility_timeout_seconds = 2;
+  settings_.concurrency = 1;
+  shared_->delay = 3500ms;
+  Enqueue(*queues_.regular, 5);
+  auto worker = NewWorker();
+  std::stop_source stop;
+  std::jthread run([&] { ASSERT_TRUE(worker->Run(stop.get_token())); });
+  std::this_thread::sleep_for(2800ms);  // the first 2 s timeout has passed
+  ReceiveMessageRequest peek;
+  peek.max_number_of_messages = 10;
+  auto other = queues_.regular->ReceiveMessage(peek);
+  ASSERT_TRUE(other);
+  EXPECT_TRUE(other->empty()) << "another receiver got the message while it was being sent";
+  for (int i = 0; i < 300 && worker->stats().sent.load() < 1; ++i)
+    std::this_thread::sleep_for(10ms);
+  stop.request_stop();
+  run.join();
+  EXPECT_EQ(shared_->sent.size(), 1u);
+  EXPECT_EQ(Depth(*queues_.regular), 0);
+}
+
+TEST_F(WorkerTest, ThrottlingRepliesLowerTheRate) {
+  settings_.rate_limit_per_second = 10;
+  shared_->script.push_back(
+      {SendOutcome::kTransient, 454, "454 4.7.0 rate limit exceeded", "", {}});
+  Enqueue(*queues_.regular, 5);
+  auto worker = NewWorker();
+  ScriptedTransport transport(shared_);
+  worker->Handle(transport, *queues_.regular, *queues_.regular_dlq, ReceiveOne(*queues_.regular));
+  EXPECT_DOUBLE_EQ(worker->current_rate(), 5);
+  EXPECT_NE(log_out_.str().find("\"rate_decreased\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace postline
+
+namespace postline {
+namespace {
+
+TEST_F(WorkerTest, SentLogPruneRemovesOnlyRecordsOlderThanTheRetention) {
+  const auto now = std::chrono::system_clock::now();
+  SentRecord old_record;
+  old_record.envelope_id = "old";
+  old_record.idempotency_key = "key-old";
+  old_record.sent_at = now - std::chrono::hours(24 * 31);
+  SentRecord fresh = old_record;
+  fresh.envelope_id = "fresh";
+  fresh.sent_at = now - std::chrono::hours(24);
+  ASSERT_TRUE(sent_log_->Record(old_record));
+  ASSERT_TRUE(sent_log_->Record(fresh));
+  auto pruned = sent_log_->Prune(std::chrono::seconds(2592000));
+  ASSERT_TRUE(pruned);
+  EXPECT_EQ(*pruned, 1);
+  EXPECT_FALSE(sent_log_->Find("old")->has_value());
+  auto kept = sent_log_->Find("fresh");
+  ASSERT_TRUE(kept && kept->has_value());
+  EXPECT_EQ((*kept)->idempotency_key, "key-old");
 }
 
 }  // namespace

@@ -286,10 +286,27 @@ class BadInputTest(PostlineTestCase):
         self.assert_nothing_queued()
 
     def test_oversize_message(self):
-        big = self.write("big.bin", os.urandom(300 * 1024))
+        # Above the queue's 256 KiB the body goes to the blob folder; above the
+        # envelope's 25 MiB budget it is refused.
+        big = self.write("big.bin", os.urandom(26 * 1024 * 1024))
         self.expect_failure(["send", "--to", "bob@example.com", "--subject", "x", "--text", "x",
-                             "--attach", big], 65, "MessageTooLong")
+                             "--attach", big], 65, "too_large")
         self.assert_nothing_queued()
+
+    def test_large_attachment_goes_through_the_blob_folder(self):
+        server = self.smtp()
+        pdf = os.urandom(600 * 1024)
+        path = self.write("big.pdf", pdf)
+        self.run_postline("send", "--to", "bob@example.com", "--subject", "Large", "--text", "x",
+                          "--attach", path)
+        blobs = os.path.join(self.data_dir, "blobs")
+        self.assertEqual(len(os.listdir(blobs)), 1)
+        self.run_worker()
+        arrived = server.messages()
+        self.assertEqual(len(arrived), 1)
+        att = next(parse(arrived[0][2]).iter_attachments())
+        self.assertEqual(att.get_content(), pdf)
+        self.assertEqual(os.listdir(blobs), [])  # deleted once sent
 
     def test_bad_env_value(self):
         self.write(".env", "SMTP_PORT=seventy\n")

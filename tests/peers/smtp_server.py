@@ -42,7 +42,17 @@ Behaviour switches:
   --fail-data CODE:COUNT        answer the end of DATA with CODE for the first
                                 COUNT messages, then accept.
   --stall-before-250 SECONDS    wait before accepting each message.
+  --rate-limit N                answer the end of DATA with "454 4.7.0 rate limit
+                                exceeded" while N messages were already
+                                accepted within the last second (a throttling
+                                relay); the "data" event then has
+                                "throttled": true. Accepted messages' .json
+                                carry "accepted_at" (Unix seconds).
   --idle-timeout SECONDS        close connections idle this long (default 300).
+  --minimal                     least work per message, for load tests: no
+                                events.jsonl and no .json envelopes; each
+                                accepted message is written once as
+                                DIR/<seq>.eml (not via a temporary file).
 """
 
 import argparse
@@ -55,6 +65,8 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
+from collections import deque
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, syntax
@@ -107,6 +119,9 @@ class State:
             self.fail_data_code = int(code)
             self.fail_data_left = int(count)
         self.stall_seconds = args.stall_before_250
+        self.rate_limit = args.rate_limit
+        self.minimal = args.minimal
+        self.recent_accepts = deque()
         self.user = None
         self.password = None
         if args.auth:
@@ -120,7 +135,7 @@ class State:
         self.lock = threading.Lock()
 
     def event(self, kind, **fields):
-        if not self.maildir:
+        if not self.maildir or self.minimal:
             return
         record = {"event": kind}
         record.update(fields)
@@ -131,6 +146,10 @@ class State:
         if not self.maildir:
             return
         base = os.path.join(self.maildir, str(seq))
+        if self.minimal:
+            with open(base + ".eml", "wb") as f:
+                f.write(content)
+            return
         for suffix, data in ((".eml", content),
                              (".json", json.dumps(envelope_record, indent=1).encode())):
             tmp = base + suffix + ".tmp"
@@ -227,6 +246,15 @@ class Handler:
             return reply
         if state.stall_seconds:
             await asyncio.sleep(state.stall_seconds)
+        if state.rate_limit:
+            now = time.monotonic()
+            while state.recent_accepts and now - state.recent_accepts[0] >= 1.0:
+                state.recent_accepts.popleft()
+            if len(state.recent_accepts) >= state.rate_limit:
+                reply = "454 4.7.0 rate limit exceeded, slow down"
+                state.event("data", connection=server.connection_id, reply=reply, throttled=True)
+                return reply
+            state.recent_accepts.append(now)
         state.accepted += 1
         seq = state.accepted
         queue_id = secrets.token_hex(5).upper()
@@ -243,6 +271,7 @@ class Handler:
             "tls": server.uses_tls(),
             "auth_user": auth_user,
             "queue_id": queue_id,
+            "accepted_at": time.time(),
         })
         reply = f"250 2.0.0 Ok: queued as {queue_id}"
         state.event("data", connection=server.connection_id, reply=reply, seq=seq)
@@ -294,6 +323,8 @@ def parse_args(argv):
     p.add_argument("--fail-data")
     p.add_argument("--stall-before-250", type=float, default=0.0)
     p.add_argument("--idle-timeout", type=float, default=300.0)
+    p.add_argument("--rate-limit", type=int, default=0)
+    p.add_argument("--minimal", action="store_true")
     args = p.parse_args(argv)
     if args.starttls and args.no_starttls_offer:
         p.error("--starttls and --no-starttls-offer exclude each other")

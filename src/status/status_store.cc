@@ -1,0 +1,337 @@
+// The status store on SQLite: one row per envelope id, one per idempotency key.
+#include <fmt/format.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "postline/status.h"
+
+namespace postline {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::system_clock;
+
+constexpr int kBusyTimeoutMs = 5000;
+constexpr std::size_t kMaxIdempotencyKeyLength = 128;
+
+Error SqliteError(sqlite3* db, int rc, std::string_view what) {
+  const char* msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  return Error{ErrorKind::kTransient, "ServiceUnavailable",
+               fmt::format("status store: {} failed: {}", what, msg), "POSTLINE_DATA_DIR"};
+}
+
+// A prepared statement, finalized on scope exit.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  bool ok() const { return rc_ == SQLITE_OK; }
+  sqlite3_stmt* get() { return stmt_; }
+  void Text(int i, std::string_view v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
+  void Int(int i, std::int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+  void Null(int i) { sqlite3_bind_null(stmt_, i); }
+  std::string ColumnText(int i) {
+    auto p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, i));
+    return p ? std::string(p, sqlite3_column_bytes(stmt_, i)) : std::string();
+  }
+  std::int64_t ColumnInt(int i) { return sqlite3_column_int64(stmt_, i); }
+  bool ColumnIsNull(int i) { return sqlite3_column_type(stmt_, i) == SQLITE_NULL; }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_ = SQLITE_OK;
+};
+
+system_clock::time_point FromMillis(std::int64_t ms) {
+  return system_clock::time_point(milliseconds(ms));
+}
+
+constexpr const char* kSelectColumns =
+    "SELECT envelope_id, state, queue, attempts, reply_code, last_error, reply, "
+    "provider_message_id, recipients, subject, idempotency_key, created_ms, updated_ms, sent_ms "
+    "FROM email_status ";
+
+EmailStatus ReadRow(Statement& st) {
+  EmailStatus s;
+  s.id = st.ColumnText(0);
+  s.state = st.ColumnText(1);
+  s.queue = st.ColumnText(2);
+  s.attempts = static_cast<int>(st.ColumnInt(3));
+  s.reply_code = static_cast<int>(st.ColumnInt(4));
+  s.last_error = st.ColumnText(5);
+  s.reply = st.ColumnText(6);
+  s.provider_message_id = st.ColumnText(7);
+  auto recipients = nlohmann::json::parse(st.ColumnText(8), nullptr, false);
+  if (recipients.is_array()) {
+    for (const auto& r : recipients) {
+      if (r.is_string()) s.recipients.push_back(r.get<std::string>());
+    }
+  }
+  s.subject = st.ColumnText(9);
+  s.idempotency_key = st.ColumnText(10);
+  s.created_at = FromMillis(st.ColumnInt(11));
+  s.updated_at = FromMillis(st.ColumnInt(12));
+  if (!st.ColumnIsNull(13)) s.sent_at = FromMillis(st.ColumnInt(13));
+  return s;
+}
+
+class SqliteStatusStore final : public StatusStore {
+ public:
+  SqliteStatusStore(sqlite3* db, std::shared_ptr<Clock> clock, StatusErrorHook on_error)
+      : db_(db), clock_(std::move(clock)), on_error_(std::move(on_error)) {}
+  ~SqliteStatusStore() override { sqlite3_close_v2(db_); }
+
+  void OnStatus(const StatusEvent& event) override {
+    if (event.envelope_id.empty()) return;
+    auto recorded = Record(event);
+    if (!recorded && on_error_) {
+      try {
+        on_error_(event, recorded.error());
+      } catch (...) {
+        // The hook must not throw; status is advisory.
+      }
+    }
+  }
+
+  Result<std::optional<EmailStatus>> Get(std::string_view envelope_id) override {
+    std::lock_guard lock(mu_);
+    const std::string sql = std::string(kSelectColumns) + "WHERE envelope_id = ?";
+    Statement st(db_, sql.c_str());
+    if (!st.ok()) return std::unexpected(SqliteError(db_, 0, "prepare select"));
+    st.Text(1, envelope_id);
+    int rc = sqlite3_step(st.get());
+    if (rc == SQLITE_DONE) return std::optional<EmailStatus>();
+    if (rc != SQLITE_ROW) return std::unexpected(SqliteError(db_, rc, "select"));
+    return std::optional<EmailStatus>(ReadRow(st));
+  }
+
+  Result<std::vector<EmailStatus>> List(std::string_view state, int limit) override {
+    if (limit < 1 || limit > 1000) {
+      return InvalidInput("invalid_limit", fmt::format("limit must be 1–1000, got {}", limit),
+                          "limit");
+    }
+    std::lock_guard lock(mu_);
+    const std::string sql =
+        std::string(kSelectColumns) + "WHERE state = ? ORDER BY updated_ms DESC LIMIT ?";
+    Statement st(db_, sql.c_str());
+    if (!st.ok()) return std::unexpected(SqliteError(db_, 0, "prepare list"));
+    st.Text(1, state);
+    st.Int(2, limit);
+    std::vector<EmailStatus> out;
+    int rc = 0;
+    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) out.push_back(ReadRow(st));
+    if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, rc, "list"));
+    return out;
+  }
+
+  Result<IdempotencyClaim> ClaimIdempotencyKey(std::string_view key,
+                                               std::string_view envelope_id) override {
+    if (key.empty() || key.size() > kMaxIdempotencyKeyLength) {
+      return InvalidInput("invalid_idempotency_key",
+                          fmt::format("an idempotency key must be 1–{} characters, got {}",
+                                      kMaxIdempotencyKeyLength, key.size()),
+                          "idempotency_key");
+    }
+    std::lock_guard lock(mu_);
+    {
+      Statement st(db_,
+                   "INSERT OR IGNORE INTO idempotency_keys (key, envelope_id, queue, created_ms) "
+                   "VALUES (?, ?, '', ?)");
+      if (!st.ok()) return std::unexpected(SqliteError(db_, 0, "prepare claim"));
+      st.Text(1, key);
+      st.Text(2, envelope_id);
+      st.Int(3, ToUnixMillis(clock_->Now()));
+      int rc = sqlite3_step(st.get());
+      if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, rc, "claim"));
+      if (sqlite3_changes(db_) == 1) return IdempotencyClaim{std::string(envelope_id), "", false};
+    }
+    Statement st(db_, "SELECT envelope_id, queue FROM idempotency_keys WHERE key = ?");
+    if (!st.ok()) return std::unexpected(SqliteError(db_, 0, "prepare claim lookup"));
+    st.Text(1, key);
+    int rc = sqlite3_step(st.get());
+    if (rc != SQLITE_ROW) return std::unexpected(SqliteError(db_, rc, "claim lookup"));
+    return IdempotencyClaim{st.ColumnText(0), st.ColumnText(1), true};
+  }
+
+  Result<void> SetIdempotencyQueue(std::string_view key, std::string_view queue) override {
+    std::lock_guard lock(mu_);
+    Statement st(db_, "UPDATE idempotency_keys SET queue = ? WHERE key = ?");
+    if (!st.ok()) return std::unexpected(SqliteError(db_, 0, "prepare key update"));
+    st.Text(1, queue);
+    st.Text(2, key);
+    int rc = sqlite3_step(st.get());
+    if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, rc, "key update"));
+    return {};
+  }
+
+  Result<void> ReleaseIdempotencyKey(std::string_view key, std::string_view envelope_id) override {
+    std::lock_guard lock(mu_);
+    Statement st(db_, "DELETE FROM idempotency_keys WHERE key = ? AND envelope_id = ?");
+    if (!st.ok()) return std::unexpected(SqliteError(db_, 0, "prepare key release"));
+    st.Text(1, key);
+    st.Text(2, envelope_id);
+    int rc = sqlite3_step(st.get());
+    if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, rc, "key release"));
+    return {};
+  }
+
+  Result<std::int64_t> Prune(std::chrono::seconds retention) override {
+    std::lock_guard lock(mu_);
+    const std::int64_t cutoff = ToUnixMillis(clock_->Now() - retention);
+    std::int64_t removed = 0;
+    {
+      Statement st(db_, "DELETE FROM email_status WHERE updated_ms < ?");
+      if (!st.ok()) return std::unexpected(SqliteError(db_, 0, "prepare prune"));
+      st.Int(1, cutoff);
+      int rc = sqlite3_step(st.get());
+      if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, rc, "prune"));
+      removed = sqlite3_changes(db_);
+    }
+    Statement st(db_, "DELETE FROM idempotency_keys WHERE created_ms < ?");
+    if (!st.ok()) return std::unexpected(SqliteError(db_, 0, "prepare key prune"));
+    st.Int(1, cutoff);
+    int rc = sqlite3_step(st.get());
+    if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, rc, "key prune"));
+    return removed;
+  }
+
+ private:
+  Result<void> Record(const StatusEvent& ev) {
+    using State = StatusEvent::State;
+    const std::int64_t now = ToUnixMillis(clock_->Now());
+    std::string last_error, reply;
+    if (ev.state == State::kRetrying || ev.state == State::kDead) last_error = ev.detail;
+    if (ev.state == State::kSent) reply = ev.detail;
+    nlohmann::json recipients = nlohmann::json::array();
+    std::string subject, key;
+    if (ev.email) {
+      for (const auto* list : {&ev.email->to, &ev.email->cc, &ev.email->bcc}) {
+        for (const auto& a : *list) recipients.push_back(a.email);
+      }
+      subject = ev.email->subject;
+      key = ev.email->idempotency_key;
+    }
+    std::lock_guard lock(mu_);
+    // "sent" is final; other fields only replace what they know.
+    Statement st(
+        db_,
+        "INSERT INTO email_status (envelope_id, state, queue, attempts, reply_code, last_error, "
+        "reply, provider_message_id, recipients, subject, idempotency_key, created_ms, "
+        "updated_ms, sent_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13) "
+        "ON CONFLICT(envelope_id) DO UPDATE SET "
+        "state = CASE WHEN email_status.state = 'sent' THEN 'sent' ELSE excluded.state END, "
+        "queue = CASE WHEN email_status.state = 'sent' OR excluded.queue = '' "
+        "  THEN email_status.queue ELSE excluded.queue END, "
+        "attempts = max(email_status.attempts, excluded.attempts), "
+        "reply_code = CASE WHEN excluded.reply_code <> 0 THEN excluded.reply_code "
+        "  ELSE email_status.reply_code END, "
+        "last_error = CASE WHEN excluded.last_error <> '' THEN excluded.last_error "
+        "  ELSE email_status.last_error END, "
+        "reply = CASE WHEN excluded.reply <> '' THEN excluded.reply ELSE email_status.reply END, "
+        "provider_message_id = CASE WHEN excluded.provider_message_id <> '' "
+        "  THEN excluded.provider_message_id ELSE email_status.provider_message_id END, "
+        "recipients = CASE WHEN ?14 THEN excluded.recipients ELSE email_status.recipients END, "
+        "subject = CASE WHEN ?14 THEN excluded.subject ELSE email_status.subject END, "
+        "idempotency_key = CASE WHEN excluded.idempotency_key <> '' "
+        "  THEN excluded.idempotency_key ELSE email_status.idempotency_key END, "
+        "updated_ms = excluded.updated_ms, "
+        "sent_ms = coalesce(email_status.sent_ms, excluded.sent_ms)");
+    if (!st.ok()) return std::unexpected(SqliteError(db_, 0, "prepare upsert"));
+    st.Text(1, ev.envelope_id);
+    st.Text(2, StatusStateName(ev.state));
+    st.Text(3, ev.queue);
+    st.Int(4, ev.attempts);
+    st.Int(5, ev.reply_code);
+    st.Text(6, last_error);
+    st.Text(7, reply);
+    st.Text(8, ev.provider_message_id);
+    st.Text(9, recipients.dump());
+    st.Text(10, subject);
+    st.Text(11, key);
+    st.Int(12, now);
+    if (ev.state == State::kSent) {
+      st.Int(13, now);
+    } else {
+      st.Null(13);
+    }
+    st.Int(14, ev.email ? 1 : 0);
+    int rc = sqlite3_step(st.get());
+    if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, rc, "upsert"));
+    return {};
+  }
+
+  std::mutex mu_;
+  sqlite3* db_;
+  std::shared_ptr<Clock> clock_;
+  StatusErrorHook on_error_;
+};
+
+}  // namespace
+
+Result<std::shared_ptr<StatusStore>> OpenStatusStore(const std::string& path,
+                                                     std::shared_ptr<Clock> clock,
+                                                     StatusErrorHook on_error) {
+  std::error_code ec;
+  auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    Error e = SqliteError(db, rc, fmt::format("open \"{}\"", path));
+    sqlite3_close_v2(db);
+    return std::unexpected(e);
+  }
+  sqlite3_busy_timeout(db, kBusyTimeoutMs);
+  // Status is advisory (the queue and the sent log are the truth), so
+  // synchronous=NORMAL: in WAL mode a power cut may lose the last updates,
+  // never corrupt the file.
+  const char* schema =
+      "PRAGMA journal_mode=WAL;"
+      "PRAGMA synchronous=NORMAL;"
+      "CREATE TABLE IF NOT EXISTS email_status ("
+      "  envelope_id TEXT PRIMARY KEY,"
+      "  state TEXT NOT NULL,"
+      "  queue TEXT NOT NULL DEFAULT '',"
+      "  attempts INTEGER NOT NULL DEFAULT 0,"
+      "  reply_code INTEGER NOT NULL DEFAULT 0,"
+      "  last_error TEXT NOT NULL DEFAULT '',"
+      "  reply TEXT NOT NULL DEFAULT '',"
+      "  provider_message_id TEXT NOT NULL DEFAULT '',"
+      "  recipients TEXT NOT NULL DEFAULT '[]',"
+      "  subject TEXT NOT NULL DEFAULT '',"
+      "  idempotency_key TEXT NOT NULL DEFAULT '',"
+      "  created_ms INTEGER NOT NULL,"
+      "  updated_ms INTEGER NOT NULL,"
+      "  sent_ms INTEGER);"
+      "CREATE INDEX IF NOT EXISTS email_status_by_state ON email_status(state, updated_ms);"
+      "CREATE INDEX IF NOT EXISTS email_status_by_time ON email_status(updated_ms);"
+      "CREATE TABLE IF NOT EXISTS idempotency_keys ("
+      "  key TEXT PRIMARY KEY,"
+      "  envelope_id TEXT NOT NULL,"
+      "  queue TEXT NOT NULL DEFAULT '',"
+      "  created_ms INTEGER NOT NULL);";
+  char* err = nullptr;
+  rc = sqlite3_exec(db, schema, nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    Error e{ErrorKind::kTransient, "ServiceUnavailable",
+            fmt::format("status store: cannot initialise \"{}\": {}", path, err ? err : "unknown"),
+            "POSTLINE_DATA_DIR"};
+    sqlite3_free(err);
+    sqlite3_close_v2(db);
+    return std::unexpected(e);
+  }
+  return std::shared_ptr<StatusStore>(
+      std::make_shared<SqliteStatusStore>(db, std::move(clock), std::move(on_error)));
+}
+
+}  // namespace postline
