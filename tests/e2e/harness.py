@@ -58,8 +58,11 @@ class SmtpServer:
             seq = int(name[:-4])
             with open(os.path.join(self.maildir, name), "rb") as f:
                 raw = f.read()
-            with open(os.path.join(self.maildir, f"{seq}.json")) as f:
-                env = json.load(f)
+            try:
+                with open(os.path.join(self.maildir, f"{seq}.json")) as f:
+                    env = json.load(f)
+            except (FileNotFoundError, json.JSONDecodeError):
+                continue  # the server is still writing this one; it shows up next time
             out.append((seq, env, raw))
         out.sort(key=lambda m: m[0])
         return out

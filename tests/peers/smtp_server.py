@@ -150,8 +150,9 @@ class State:
             with open(base + ".eml", "wb") as f:
                 f.write(content)
             return
-        for suffix, data in ((".eml", content),
-                             (".json", json.dumps(envelope_record, indent=1).encode())):
+        # The envelope first: a reader that sees <seq>.eml finds its <seq>.json.
+        for suffix, data in ((".json", json.dumps(envelope_record, indent=1).encode()),
+                             (".eml", content)):
             tmp = base + suffix + ".tmp"
             with open(tmp, "wb") as f:
                 f.write(data)
