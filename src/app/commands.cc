@@ -68,10 +68,29 @@ Result<std::string> ReadFileOrStdin(const std::string& path) {
 }
 
 // Queues one validated envelope through the producer path.
+// An envelope's idempotency_key is claimed in the status store first: the
+// same key again answers the first e-mail's id and queues nothing (as the
+// HTTP API's Idempotency-Key does).
 Result<json> Enqueue(Context& ctx, Email email) {
   if (auto ok = OpenQueues(ctx); !ok) return std::unexpected(ok.error());
+  if (email.id.empty()) email.id = NewEnvelopeId();
+  const std::string key = email.idempotency_key;
+  auto store = std::dynamic_pointer_cast<StatusStore>(ctx.status);
+  if (store && !key.empty()) {
+    if (auto ok = ValidateEmail(email); !ok) return std::unexpected(ok.error());
+    auto claim = store->ClaimIdempotencyKey(key, email.id);
+    if (!claim) return std::unexpected(claim.error());
+    if (claim->existed) {
+      return json{{"id", claim->envelope_id}, {"queue", claim->queue}, {"replayed", true}};
+    }
+  }
+  const std::string id = email.id;
   auto queued = EnqueueEmail(ctx.queues, std::move(email), *SystemClock(), ctx.status.get());
-  if (!queued) return std::unexpected(queued.error());
+  if (!queued) {
+    if (store && !key.empty()) (void)store->ReleaseIdempotencyKey(key, id);
+    return std::unexpected(queued.error());
+  }
+  if (store && !key.empty()) (void)store->SetIdempotencyQueue(key, queued->queue);
   return json{{"id", queued->id}, {"queue", queued->queue}, {"message_id", queued->message_id}};
 }
 

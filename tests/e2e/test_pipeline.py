@@ -216,6 +216,20 @@ class PipelineTest(PostlineTestCase):
                          ["duplicate"])
         self.assertEqual(len(server.messages()), 1)
 
+    def test_idempotency_key_queues_once(self):
+        server = self.smtp()
+        env_path = self.write("reset.json", json.dumps({
+            "from": "accounts@kokoka.example", "to": "alice@example.com",
+            "subject": "Reset your password", "text": "link", "priority": 1,
+            "idempotency_key": "password-reset-42"}))
+        first = json.loads(self.run_postline("send", env_path).stdout)
+        again = json.loads(self.run_postline("send", env_path).stdout)
+        self.assertEqual(again["id"], first["id"])
+        self.assertTrue(again["replayed"])
+        self.assertEqual(self.queues()["priority-emails-queue"]["available"], 1)
+        self.run_worker()
+        self.assertEqual(len(server.messages()), 1)
+
     def test_sigterm_finishes_and_releases(self):
         server = self.smtp("--stall-before-250", "0.2")
         lines = [json.dumps({"from": "billing@kokoka.example", "to": f"r{i}@example.com",
