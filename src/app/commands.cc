@@ -290,15 +290,7 @@ int RunWorker(Context& ctx, const WorkerOptions& o) {
   auto sent_log = OpenSentLog(ctx.settings.StateDatabasePath());
   if (!sent_log) return PrintError(sent_log.error(), kExitUnavailable);
 
-  WorkerSettings ws;
-  ws.concurrency = o.concurrency > 0 ? o.concurrency : ctx.settings.concurrency;
-  ws.visibility_timeout_seconds = ctx.settings.visibility_timeout_seconds;
-  ws.retry_min_seconds = ctx.settings.retry_min_seconds;
-  ws.retry_max_seconds = ctx.settings.retry_max_seconds;
-  ws.max_age_seconds = ctx.settings.max_age_seconds;
-  ws.rate_limit_per_second = ctx.settings.rate_limit_per_second;
-  ws.priority_reserve_percent = ctx.settings.priority_reserve_percent;
-  ws.sent_log_retention_seconds = ctx.settings.sent_log_retention_seconds;
+  WorkerSettings ws = WorkerSettingsFrom(ctx.settings, o.concurrency);
   ws.wait_time_seconds = std::clamp(o.wait_time_seconds, 1, kMaxWaitTimeSeconds);
   Worker worker(ws, ctx.queues, *factory, *sent_log, SystemClock(), Log(ctx.logger));
 

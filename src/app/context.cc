@@ -33,6 +33,19 @@ int ExitCodeFor(const Error& e) {
   return kExitFailure;
 }
 
+WorkerSettings WorkerSettingsFrom(const Settings& s, int concurrency) {
+  WorkerSettings ws;
+  ws.concurrency = concurrency > 0 ? concurrency : s.concurrency;
+  ws.visibility_timeout_seconds = s.visibility_timeout_seconds;
+  ws.retry_min_seconds = s.retry_min_seconds;
+  ws.retry_max_seconds = s.retry_max_seconds;
+  ws.max_age_seconds = s.max_age_seconds;
+  ws.rate_limit_per_second = s.rate_limit_per_second;
+  ws.priority_reserve_percent = s.priority_reserve_percent;
+  ws.sent_log_retention_seconds = s.sent_log_retention_seconds;
+  return ws;
+}
+
 Result<void> OpenQueues(Context& ctx) {
   if (ctx.service) return {};
   switch (ctx.settings.queue_provider) {

@@ -16,6 +16,7 @@
 #include "postline/producer.h"
 #include "postline/queue.h"
 #include "postline/transport.h"
+#include "postline/worker.h"
 
 namespace postline::app {
 
@@ -45,6 +46,10 @@ Result<void> OpenQueues(Context& ctx);
 
 // A factory of the configured transport (one instance per sender thread).
 Result<TransportFactory> MakeTransportFactory(const Settings& settings);
+
+// The worker's settings from the configuration; `concurrency` > 0 overrides
+// POSTLINE_CONCURRENCY (a --concurrency flag).
+WorkerSettings WorkerSettingsFrom(const Settings& settings, int concurrency);
 
 // Prints "postline: <error>" on stderr; returns `code`.
 int PrintError(const Error& e, int code);

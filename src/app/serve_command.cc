@@ -106,15 +106,7 @@ int Run(Context& ctx, const ServeOptions& o, bool with_worker) {
   std::jthread worker_thread;
   Result<void> worker_result;
   if (with_worker) {
-    WorkerSettings ws;
-    ws.concurrency = o.concurrency > 0 ? o.concurrency : ctx.settings.concurrency;
-    ws.visibility_timeout_seconds = ctx.settings.visibility_timeout_seconds;
-    ws.retry_min_seconds = ctx.settings.retry_min_seconds;
-    ws.retry_max_seconds = ctx.settings.retry_max_seconds;
-    ws.max_age_seconds = ctx.settings.max_age_seconds;
-    ws.rate_limit_per_second = ctx.settings.rate_limit_per_second;
-    ws.priority_reserve_percent = ctx.settings.priority_reserve_percent;
-    ws.sent_log_retention_seconds = ctx.settings.sent_log_retention_seconds;
+    WorkerSettings ws = WorkerSettingsFrom(ctx.settings, o.concurrency);
     worker.emplace(ws, ctx.queues, factory, *sent_log, SystemClock(), log);
     worker->SetStatusObserver(observer);
     worker_thread = std::jthread([&] {
