@@ -114,6 +114,9 @@ Result<void> ValidateEmail(const Email& email, const EnvelopeLimits& limits = {}
 // Decodes and validates JSON v1 (docs/envelope.schema.json). Attachments
 // given by `path` are read from disk (relative to `base_dir`) and carried
 // as content; an unreadable path is kInvalidInput "unreadable_attachment".
+// An empty `base_dir` refuses path attachments altogether (kInvalidInput
+// "attachment_path_refused"): the worker, the HTTP API and the dashboard read
+// envelopes from producers and must not open files those producers name.
 // Malformed JSON is kInvalidInput "malformed_json" with the byte offset.
 // Unknown top-level fields are rejected ("unknown_field").
 // Also: "invalid_type", "unsupported_version", "invalid_attachment",

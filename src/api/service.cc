@@ -145,23 +145,6 @@ Result<json> ReadJsonBody(const HttpRequest& req, bool allow_empty = false) {
   }
 }
 
-// The HTTP API refuses attachments given by `path`: a client must not make
-// the server read its own files.
-Result<void> RefusePathAttachments(const json& doc, std::string_view prefix) {
-  if (!doc.is_object() || !doc.contains("attachments") || !doc["attachments"].is_array()) return {};
-  for (std::size_t i = 0; i < doc["attachments"].size(); ++i) {
-    const auto& a = doc["attachments"][i];
-    if (a.is_object() && a.contains("path")) {
-      std::string field = fmt::format("{}attachments[{}].path", prefix, i);
-      return InvalidInput("attachment_path_refused",
-                          fmt::format("{}: attachments over HTTP must carry content_base64; the "
-                                      "server does not read files named by a client",
-                                      field),
-                          field);
-    }
-  }
-  return {};
-}
 
 Error Prefixed(Error e, std::string_view prefix) {
   if (prefix.empty()) return e;
@@ -570,15 +553,13 @@ struct ApiService::State {
           Error{ErrorKind::kInvalidInput, "invalid_type", "an envelope must be a JSON object", ""},
           prefix));
     }
-    if (auto ok = RefusePathAttachments(doc, ""); !ok)
-      return std::unexpected(Prefixed(ok.error(), prefix));
     // The sender defaults to POSTLINE_FROM.
     json with_from = doc;
     if ((!doc.contains("from") || doc["from"].is_null()) && !deps.default_from.empty()) {
       with_from["from"] = deps.default_from;
     }
-    // No base directory: path attachments were refused above.
-    auto email = ParseEmailJson(with_from.dump(), "/nonexistent");
+    // No base directory: attachments given by path are refused.
+    auto email = ParseEmailJson(with_from.dump(), "");
     if (!email) return std::unexpected(Prefixed(email.error(), prefix));
     if (email->from.email.empty()) {
       if (deps.default_from.empty()) {

@@ -342,7 +342,7 @@ int RunQueues(Context& ctx, bool as_json) {
                                 dlq->approximate_number_of_messages_delayed}};
     if (sent_log) {
       auto total = (*sent_log)->CountSince({}, row.queue->name());
-      auto hour = (*sent_log)->CountSince(std::chrono::system_clock::now() - std::chrono::hours(1),
+      auto hour = (*sent_log)->CountSince(SystemClock()->Now() - std::chrono::hours(1),
                                           row.queue->name());
       if (total) q["sent"] = *total;
       if (hour) q["sent_last_hour"] = *hour;

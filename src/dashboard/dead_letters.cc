@@ -19,7 +19,7 @@ DeadLetter Describe(const ReceivedMessage& m, const std::string& dlq) {
   d.message = m;
   d.dlq = dlq;
   d.info = DescribeDeadLetter(m);
-  auto email = ParseEmailJson(m.body, "/");
+  auto email = ParseEmailJson(m.body, "");
   if (email) {
     if (d.info.envelope_id.empty()) d.info.envelope_id = email->id;
     d.email = std::move(*email);

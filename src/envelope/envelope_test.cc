@@ -315,6 +315,16 @@ TEST(EnvelopeJsonTest, AttachmentFromPath) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(EnvelopeJsonTest, EmptyBaseDirRefusesAttachmentPaths) {
+  const std::string envelope =
+      R"({"from": "a@example.com", "to": "b@example.com", "text": "x",
+          "attachments": [{"filename": "p", "content_type": "text/plain", "path": "/etc/hostname"}]})";
+  auto refused = ParseEmailJson(envelope, "");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, "attachment_path_refused");
+  EXPECT_EQ(refused.error().field, "attachments[0].path");
+}
+
 TEST(ValidateTest, LimitsAndInjection) {
   auto email = ParseEmailJson(Minimal());
   ASSERT_TRUE(email.has_value());

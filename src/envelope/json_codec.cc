@@ -216,6 +216,14 @@ Result<Attachment> DecodeAttachment(const Json& value, std::string_view field,
     attachment.content = std::move(*content);
   } else {
     const std::string item_field = fmt::format("{}.path", field);
+    if (base_dir.empty()) {
+      // Queued and HTTP envelopes: the reader must not open files a producer names.
+      return InvalidInput("attachment_path_refused",
+                          fmt::format("{}: this envelope must carry content_base64; attachments "
+                                      "by path are read only by the command line",
+                                      item_field),
+                          item_field);
+    }
     auto content =
         ReadAttachmentFile(path->get_ref<const std::string&>(), base_dir, item_field, limits);
     if (!content) return std::unexpected(content.error());

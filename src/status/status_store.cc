@@ -6,6 +6,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "common/sqlite_statement.h"
 #include "postline/status.h"
 
 namespace postline {
@@ -18,38 +19,10 @@ constexpr int kBusyTimeoutMs = 5000;
 constexpr std::size_t kMaxIdempotencyKeyLength = 128;
 
 Error SqliteError(sqlite3* db, int rc, std::string_view what) {
-  const char* msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  return Error{ErrorKind::kTransient, "ServiceUnavailable",
-               fmt::format("status store: {} failed: {}", what, msg), "POSTLINE_DATA_DIR"};
+  return sqlite::ServiceUnavailable(db, rc, "status store", what);
 }
 
-// A prepared statement, finalized on scope exit.
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-  bool ok() const { return rc_ == SQLITE_OK; }
-  sqlite3_stmt* get() { return stmt_; }
-  void Text(int i, std::string_view v) {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-  }
-  void Int(int i, std::int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
-  void Null(int i) { sqlite3_bind_null(stmt_, i); }
-  std::string ColumnText(int i) {
-    auto p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, i));
-    return p ? std::string(p, sqlite3_column_bytes(stmt_, i)) : std::string();
-  }
-  std::int64_t ColumnInt(int i) { return sqlite3_column_int64(stmt_, i); }
-  bool ColumnIsNull(int i) { return sqlite3_column_type(stmt_, i) == SQLITE_NULL; }
-
- private:
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_ = SQLITE_OK;
-};
+using sqlite::Statement;
 
 system_clock::time_point FromMillis(std::int64_t ms) {
   return system_clock::time_point(milliseconds(ms));

@@ -36,22 +36,6 @@ std::string AttributeText(std::string_view text, std::size_t max_bytes = 1024) {
   return out.empty() ? std::string("-") : out;
 }
 
-// A queued envelope must be self-contained: attachment paths would make the
-// worker read its own files on a producer's say-so.
-std::optional<std::string> RejectPathAttachments(std::string_view body) {
-  auto doc = nlohmann::json::parse(body, nullptr, false);
-  if (!doc.is_object() || !doc.contains("attachments") || !doc["attachments"].is_array()) {
-    return std::nullopt;
-  }
-  for (std::size_t i = 0; i < doc["attachments"].size(); ++i) {
-    const auto& a = doc["attachments"][i];
-    if (a.is_object() && a.contains("path")) {
-      return fmt::format("attachments[{}].path: queued envelopes must carry content_base64", i);
-    }
-  }
-  return std::nullopt;
-}
-
 }  // namespace
 
 int BackoffSeconds(int attempt, int min_seconds, int max_seconds, std::mt19937_64& rng) {
@@ -247,12 +231,8 @@ void Worker::HandleTracked(Transport& transport, Queue& queue, Queue& dlq,
     }
     ~Untracker() { Now(); }
   } untrack{this, token};
-  if (auto bad = RejectPathAttachments(message.body)) {
-    untrack.Now();
-    DeadLetter(queue, dlq, message, "", "unparseable", 0, *bad);
-    return;
-  }
-  auto parsed = ParseEmailJson(message.body, "/", settings_.limits);
+  // A queued envelope is self-contained: "" refuses attachment paths.
+  auto parsed = ParseEmailJson(message.body, "", settings_.limits);
   if (!parsed || parsed->id.empty()) {
     std::string why = parsed ? "id: the envelope id is missing" : parsed.error().ToString();
     untrack.Now();

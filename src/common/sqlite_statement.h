@@ -1,0 +1,60 @@
+// Internal: the small SQLite helpers shared by the stores that keep state in
+// <data dir>/state.db (sent log, status store). Not a public header.
+#pragma once
+
+#include <fmt/format.h>
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "postline/error.h"
+
+namespace postline::sqlite {
+
+// A failed SQLite call as kTransient "ServiceUnavailable": busy, locked, full
+// and I/O errors clear by themselves or by an operator's hand. `store` names
+// the store in the message ("sent log", "status store").
+inline Error ServiceUnavailable(sqlite3* db, int rc, std::string_view store,
+                                std::string_view what) {
+  const char* msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  return Error{ErrorKind::kTransient, "ServiceUnavailable",
+               fmt::format("{}: {} failed: {}", store, what, msg), "POSTLINE_DATA_DIR"};
+}
+
+// A prepared statement, finalized on scope exit. Not copyable; used by one
+// thread at a time (callers hold their connection's mutex).
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  bool ok() const { return rc_ == SQLITE_OK; }
+  sqlite3_stmt* get() { return stmt_; }
+
+  // Binds (1-based index); text is copied by SQLite.
+  void Text(int i, std::string_view v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
+  void Int(int i, std::int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+  void Null(int i) { sqlite3_bind_null(stmt_, i); }
+
+  // Columns (0-based) of the current row.
+  std::string ColumnText(int i) {
+    auto p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, i));
+    return p ? std::string(p, sqlite3_column_bytes(stmt_, i)) : std::string();
+  }
+  std::int64_t ColumnInt(int i) { return sqlite3_column_int64(stmt_, i); }
+  bool ColumnIsNull(int i) { return sqlite3_column_type(stmt_, i) == SQLITE_NULL; }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_ = SQLITE_OK;
+};
+
+}  // namespace postline::sqlite
