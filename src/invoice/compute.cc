@@ -156,6 +156,20 @@ Result<void> ComputeTotals(Invoice& invoice) {
 
 namespace internal {
 
+std::string LineColumn(std::string_view bytes, size_t offset) {
+  size_t line = 1;
+  size_t col = 1;
+  for (size_t i = 0; i < offset && i < bytes.size(); ++i) {
+    if (bytes[i] == '\n') {
+      ++line;
+      col = 1;
+    } else {
+      ++col;
+    }
+  }
+  return fmt::format("line {}, column {} (byte {})", line, col, offset);
+}
+
 std::string SourceLabel(std::string_view source_name) {
   return source_name.empty() ? std::string("<memory>") : std::string(source_name);
 }

@@ -46,6 +46,9 @@ Result<void> ComputeAndCheck(Invoice& invoice, const StatedFigures& stated,
 // "file.json: " or "<memory>: ".
 std::string SourceLabel(std::string_view source_name);
 
+// "line L, column C (byte B)" of a byte offset in a parsed document.
+std::string LineColumn(std::string_view bytes, size_t offset);
+
 // True when `date` is a valid "YYYY-MM-DD" calendar date.
 bool IsIsoDate(std::string_view date);
 

@@ -161,20 +161,6 @@ Result<void> CheckKeys(const JsonReader& r, const json& obj, const std::string& 
   return {};
 }
 
-std::string LineColumn(std::string_view bytes, size_t offset) {
-  size_t line = 1;
-  size_t col = 1;
-  for (size_t i = 0; i < offset && i < bytes.size(); ++i) {
-    if (bytes[i] == '\n') {
-      ++line;
-      col = 1;
-    } else {
-      ++col;
-    }
-  }
-  return fmt::format("line {}, column {} (byte {})", line, col, offset);
-}
-
 }  // namespace
 
 Result<Invoice> ParseJsonInvoice(std::string_view bytes, std::string_view source) {

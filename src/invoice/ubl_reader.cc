@@ -164,20 +164,6 @@ Result<std::vector<AllowanceCharge>> ReadAllowancesCharges(const UblReader& r,
   return out;
 }
 
-std::string LineColumn(std::string_view bytes, size_t offset) {
-  size_t line = 1;
-  size_t col = 1;
-  for (size_t i = 0; i < offset && i < bytes.size(); ++i) {
-    if (bytes[i] == '\n') {
-      ++line;
-      col = 1;
-    } else {
-      ++col;
-    }
-  }
-  return fmt::format("line {}, column {} (byte {})", line, col, offset);
-}
-
 }  // namespace
 
 Result<Invoice> ParseUblInvoice(std::string_view bytes, std::string_view source) {
