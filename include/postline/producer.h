@@ -54,10 +54,13 @@ struct EnqueueResult {
 Result<EnqueueResult> EnqueueEmail(const QueuePair& queues, Email email, const Clock& clock,
                                    StatusObserver* observer = nullptr);
 
-// Queues many e-mails with SendMessageBatch (≤ 10 per call, per lane). Every
-// e-mail is validated first; if any is invalid, nothing is queued and the
-// error names its index ("[i] …"). Returns one result per e-mail, in order;
-// an entry the queue refused carries its error.
+// Queues many e-mails with one Queue::SendMessages call per lane (sqlite:
+// one transaction and one fsync per lane, whatever the count; SQS:
+// SendMessageBatch requests of 10). Every e-mail is validated first, against
+// the envelope rules and the lane's queue configuration (size above all); if
+// any is invalid, nothing is queued and the error names its index
+// ("[i] …"). Returns one result per e-mail, in order; an entry the queue
+// refused carries its error. Errors: those of GetQueueConfiguration.
 Result<std::vector<Result<EnqueueResult>>> EnqueueEmails(const QueuePair& queues,
                                                          std::vector<Email> emails,
                                                          const Clock& clock,

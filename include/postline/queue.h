@@ -36,6 +36,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <stop_token>
 #include <string>
 #include <string_view>
@@ -208,6 +209,28 @@ class Queue {
       const std::vector<VisibilityChange>& entries) = 0;
 
   virtual Result<QueueStats> GetQueueAttributes() = 0;
+
+  // The queue's configuration only (no message counts), for checking
+  // requests before sending them (ValidateSendMessageRequest). The default
+  // takes it from GetQueueAttributes(); backends that hold it in memory
+  // override it, because counting messages costs a scan (sqlite) or a
+  // request (SQS). Errors: those of GetQueueAttributes. A decorator that
+  // accepts larger bodies than its inner queue (the blob-offloading queue)
+  // reports the size it accepts. Thread-safe.
+  virtual Result<QueueAttributes> GetQueueConfiguration();
+
+  // postline's bulk send (SQS has no such call): any number of requests, in
+  // as few writes as the backend allows. Returns one result per request, in
+  // order; each entry is accepted or refused on its own, as in
+  // SendMessageBatch (a producer that wants all-or-nothing checks every
+  // request with ValidateSendMessageRequest first). The outer error is for a
+  // failure that touched no entry. The sqlite backend writes every valid
+  // entry in one transaction (one fsync; all of them or, on an I/O error,
+  // none, reported per entry); the default sends SendMessageBatch calls of up
+  // to 10 entries in order (SQS: one request each). An empty span returns an
+  // empty vector. Thread-safe.
+  virtual Result<std::vector<Result<SendMessageResult>>> SendMessages(
+      std::span<const SendMessageRequest> requests);
 
   // PurgeQueue: deletes every message in the queue.
   virtual Result<void> PurgeQueue() = 0;

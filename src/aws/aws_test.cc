@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -433,6 +434,47 @@ TEST(OffloadingQueue, LargeBodiesTravelThroughTheBlobStore) {
     }
     ASSERT_TRUE(queue->DeleteMessage(m.receipt_handle));
   }
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path() + "/blobs"));
+}
+
+// The bulk path: a producer checking requests against the decorated queue's
+// configuration accepts a body above the inner MaximumMessageSize, and
+// SendMessages offloads it like SendMessage does.
+TEST(OffloadingQueue, SendMessagesOffloadsLargeBodies) {
+  TempHome dir;
+  auto blobs = NewFolderBlobStore(dir.path() + "/blobs");
+  auto service = NewMemoryQueueService();
+  QueueAttributes attributes;
+  attributes.maximum_message_size = 1024;
+  auto inner = *service->CreateQueue("small", attributes);
+  auto queue = NewOffloadingQueue(inner, blobs);
+  std::vector<SendMessageRequest> requests(12);
+  for (std::size_t i = 0; i < requests.size(); ++i) requests[i].body = fmt::format("m{}", i);
+  requests[3].body = std::string(5000, 'y');
+  auto configuration = queue->GetQueueConfiguration();
+  ASSERT_TRUE(configuration);
+  for (const auto& r : requests) EXPECT_TRUE(ValidateSendMessageRequest(r, *configuration));
+  auto sent = queue->SendMessages(requests);
+  ASSERT_TRUE(sent) << sent.error().ToString();
+  ASSERT_EQ(sent->size(), requests.size());
+  for (std::size_t i = 0; i < sent->size(); ++i) {
+    ASSERT_TRUE((*sent)[i]) << (*sent)[i].error().ToString();
+    EXPECT_EQ((*sent)[i]->md5_of_body, Md5Hex(requests[i].body));
+  }
+  std::set<std::string> bodies;
+  while (true) {
+    ReceiveMessageRequest receive;
+    receive.max_number_of_messages = 10;
+    auto got = queue->ReceiveMessage(receive);
+    ASSERT_TRUE(got);
+    if (got->empty()) break;
+    for (const auto& m : *got) {
+      bodies.insert(m.body);
+      ASSERT_TRUE(queue->DeleteMessage(m.receipt_handle));
+    }
+  }
+  EXPECT_EQ(bodies.size(), requests.size());
+  EXPECT_TRUE(bodies.contains(requests[3].body));
   EXPECT_TRUE(std::filesystem::is_empty(dir.path() + "/blobs"));
 }
 

@@ -10,6 +10,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -273,6 +274,52 @@ class OffloadingQueue final : public Queue {
   }
 
   Result<QueueStats> GetQueueAttributes() override { return inner_->GetQueueAttributes(); }
+
+  // Bodies of any size are accepted: those above the inner queue's
+  // MaximumMessageSize go to the blob store.
+  Result<QueueAttributes> GetQueueConfiguration() override {
+    auto limits = Limits();
+    if (!limits) return std::unexpected(limits.error());
+    QueueAttributes accepted = *limits;
+    accepted.maximum_message_size = std::numeric_limits<decltype(accepted.maximum_message_size)>::max();
+    return accepted;
+  }
+
+  // Offloads the large bodies, then one SendMessages on the inner queue (one
+  // transaction on sqlite). Blobs of refused entries are deleted again.
+  Result<std::vector<Result<SendMessageResult>>> SendMessages(
+      std::span<const SendMessageRequest> requests) override {
+    std::vector<SendMessageRequest> inner_requests;
+    std::vector<std::string> keys;
+    inner_requests.reserve(requests.size());
+    for (const auto& request : requests) {
+      auto prepared = Offload(request);
+      if (!prepared) {
+        for (const auto& k : keys) {
+          if (!k.empty()) (void)blobs_->Delete(k);
+        }
+        return std::unexpected(prepared.error());
+      }
+      inner_requests.push_back(std::move(prepared->request));
+      keys.push_back(std::move(prepared->key));
+    }
+    auto sent = inner_->SendMessages(inner_requests);
+    if (!sent) {
+      for (const auto& k : keys) {
+        if (!k.empty()) (void)blobs_->Delete(k);
+      }
+      return sent;
+    }
+    for (std::size_t i = 0; i < sent->size(); ++i) {
+      auto& r = (*sent)[i];
+      if (r) {
+        r->md5_of_body = Md5Hex(requests[i].body);
+      } else if (!keys[i].empty()) {
+        (void)blobs_->Delete(keys[i]);
+      }
+    }
+    return sent;
+  }
 
   Result<void> PurgeQueue() override { return inner_->PurgeQueue(); }
 

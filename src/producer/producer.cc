@@ -93,14 +93,14 @@ Result<std::vector<Result<EnqueueResult>>> EnqueueEmails(const QueuePair& queues
     routes.push_back(*queue);
   }
   // Every entry must also pass the queue's own checks (size above all), so
-  // that a refusal in a later batch can't leave earlier ones queued.
+  // that a refusal can't leave other entries queued.
   std::map<Queue*, QueueAttributes> limits;
   for (std::size_t i = 0; i < requests.size(); ++i) {
     Queue* q = routes[i].get();
     if (!limits.contains(q)) {
-      auto stats = q->GetQueueAttributes();
-      if (!stats) return std::unexpected(stats.error());
-      limits[q] = stats->attributes;
+      auto configuration = q->GetQueueConfiguration();
+      if (!configuration) return std::unexpected(configuration.error());
+      limits[q] = *configuration;
     }
     if (auto ok = ValidateSendMessageRequest(requests[i], limits[q]); !ok) {
       return std::unexpected(AtIndex(i, ok.error()));
@@ -111,28 +111,22 @@ Result<std::vector<Result<EnqueueResult>>> EnqueueEmails(const QueuePair& queues
   std::map<Queue*, std::vector<std::size_t>> by_queue;
   for (std::size_t i = 0; i < emails.size(); ++i) by_queue[routes[i].get()].push_back(i);
   for (auto& [queue, indices] : by_queue) {
-    for (std::size_t start = 0; start < indices.size(); start += kMaxBatchEntries) {
-      std::size_t end = std::min(indices.size(), start + kMaxBatchEntries);
-      std::vector<SendMessageBatchEntry> entries;
-      for (std::size_t k = start; k < end; ++k) {
-        const std::size_t i = indices[k];
-        NotifyQueued(observer, emails[i], queue->name());
-        entries.push_back({fmt::format("m{}", k - start), std::move(requests[i])});
-      }
-      auto sent = queue->SendMessageBatch(entries);
+    std::vector<SendMessageRequest> batch;
+    batch.reserve(indices.size());
+    for (const std::size_t i : indices) {
+      NotifyQueued(observer, emails[i], queue->name());
+      batch.push_back(std::move(requests[i]));
+    }
+    // One call per queue: one transaction on sqlite, batches of 10 on SQS.
+    auto sent = queue->SendMessages(batch);
+    for (std::size_t k = 0; k < indices.size(); ++k) {
+      const std::size_t i = indices[k];
       if (!sent) {
-        for (std::size_t k = start; k < end; ++k) results[indices[k]] = std::unexpected(sent.error());
-        continue;
-      }
-      // Entries answer by their batch entry id ("m<k>").
-      for (const auto& entry : *sent) {
-        const std::size_t k = start + std::stoul(entry.id.substr(1));
-        const std::size_t i = indices[k];
-        if (entry.result) {
-          results[i] = EnqueueResult{emails[i].id, queue->name(), entry.result->message_id};
-        } else {
-          results[i] = std::unexpected(entry.result.error());
-        }
+        results[i] = std::unexpected(sent.error());
+      } else if ((*sent)[k]) {
+        results[i] = EnqueueResult{emails[i].id, queue->name(), (*sent)[k]->message_id};
+      } else {
+        results[i] = std::unexpected((*sent)[k].error());
       }
     }
   }

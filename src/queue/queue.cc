@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <utility>
 
 namespace postline {
@@ -68,6 +69,40 @@ Result<QueuePair> EnsureGuideQueues(QueueService& service, const QueueAttributes
     *queue = std::move(*created);
   }
   return pair;
+}
+
+Result<QueueAttributes> Queue::GetQueueConfiguration() {
+  Result<QueueStats> stats = GetQueueAttributes();
+  if (!stats) return std::unexpected(stats.error());
+  return stats->attributes;
+}
+
+Result<std::vector<Result<SendMessageResult>>> Queue::SendMessages(
+    std::span<const SendMessageRequest> requests) {
+  std::vector<Result<SendMessageResult>> results;
+  results.reserve(requests.size());
+  for (std::size_t start = 0; start < requests.size(); start += kMaxBatchEntries) {
+    const std::size_t end = std::min(requests.size(), start + kMaxBatchEntries);
+    std::vector<SendMessageBatchEntry> entries;
+    for (std::size_t i = start; i < end; ++i) {
+      entries.push_back({fmt::format("m{}", i - start), requests[i]});
+    }
+    auto sent = SendMessageBatch(entries);
+    std::vector<Result<SendMessageResult>> chunk(
+        end - start,
+        std::unexpected(Error{ErrorKind::kInternal, "InternalError", "no result for entry", ""}));
+    if (!sent) {
+      for (auto& r : chunk) r = std::unexpected(sent.error());
+    } else {
+      // Entries answer by their batch entry id ("m<k>").
+      for (auto& entry : *sent) {
+        const std::size_t k = std::stoul(entry.id.substr(1));
+        if (k < chunk.size()) chunk[k] = std::move(entry.result);
+      }
+    }
+    for (auto& r : chunk) results.push_back(std::move(r));
+  }
+  return results;
 }
 
 Result<void> ValidateSendMessageRequest(const SendMessageRequest& request,

@@ -3,13 +3,24 @@
 //
 // Durability and concurrency:
 // - journal_mode=WAL, so readers never block the single writer.
-// - synchronous=FULL. SendMessage's contract is that an acknowledged message
-//   survives a crash of the process (kill -9) *and* of the machine (power loss
-//   before the OS page cache reached the disk). In WAL mode synchronous=NORMAL
-//   only syncs the WAL at checkpoints, so a power loss may roll back the last
-//   transactions even though COMMIT returned; FULL syncs the WAL on every
-//   commit, so a commit that returned is on stable storage. The cost is one
-//   fsync per write transaction, which is why batches are one transaction.
+// - Two durability levels, chosen per transaction (PRAGMA synchronous is a
+//   property of the connection and takes effect at the next COMMIT):
+//   * synchronous=FULL for whatever creates or moves a message on a caller's
+//     behalf (SendMessage, SendMessageBatch, SendMessages, queue set-up,
+//     PurgeQueue). Their contract is that an acknowledged message survives a
+//     crash of the process (kill -9) *and* of the machine (power loss before
+//     the OS page cache reached the disk): FULL syncs the WAL on every commit.
+//     The cost is one fsync per transaction, which is why batches and
+//     SendMessages are one transaction.
+//   * synchronous=NORMAL for the consumer's bookkeeping (ReceiveMessage,
+//     DeleteMessage, ChangeMessageVisibility and their batches, the expiry in
+//     GetQueueAttributes). A commit is in the OS page cache when it returns, so
+//     it survives kill -9; a power loss may roll back the latest of them, which
+//     can only make a message visible again (a redelivery), never lose one.
+//     The WAL is synced by the next FULL commit or checkpoint. This spares the
+//     worker two fsyncs per delivered e-mail.
+//   A rollback after power loss is always a suffix of the WAL, so a FULL
+//   commit also makes every earlier NORMAL commit durable.
 // - Every read-modify-write runs in BEGIN IMMEDIATE: the write lock is taken
 //   before the first read, so two receivers (threads or processes) cannot
 //   both pick the same visible message. busy_timeout makes a writer wait for
@@ -21,9 +32,10 @@
 //   watcher thread in every process turns into the same wake-up. A waiter also
 //   wakes when the next delayed or in-flight message becomes visible.
 //
-// Schema version 1 (PRAGMA user_version): tables queues, messages,
-// deleted_handles (tombstones that keep DeleteMessage idempotent for the last
-// receipt handle of a deleted message, for 12 hours).
+// Schema version 2 (PRAGMA user_version): tables queues, messages (the
+// bookkeeping), message_bodies, deleted_handles (tombstones that keep
+// DeleteMessage idempotent for the last receipt handle of a deleted message,
+// for 12 hours). Version 1 files are migrated when opened.
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
@@ -36,6 +48,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -47,7 +60,7 @@ namespace postline {
 namespace queue_internal {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 constexpr int kBusyTimeoutMillis = 5000;
 
 constexpr std::string_view kSchema = R"sql(
@@ -67,7 +80,6 @@ CREATE TABLE IF NOT EXISTS messages (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   id TEXT NOT NULL UNIQUE,
   queue_id INTEGER NOT NULL REFERENCES queues(id),
-  body BLOB NOT NULL,
   md5 TEXT NOT NULL,
   attributes BLOB NOT NULL,      -- length-prefixed (name, data type, value) triples
   sent_at INTEGER NOT NULL,      -- epoch ms
@@ -86,6 +98,29 @@ CREATE TABLE IF NOT EXISTS deleted_handles (
   deleted_at INTEGER NOT NULL    -- epoch ms
 );
 CREATE INDEX IF NOT EXISTS deleted_handles_by_time ON deleted_handles(deleted_at);
+)sql";
+
+// Schema version 2 keeps bodies apart from the bookkeeping that every
+// receive, visibility change and delete rewrites: SQLite rewrites a whole
+// record on UPDATE, so a 50 KB body in the messages row meant 50 KB of WAL per
+// receive. The trigger removes a body with its message, whichever statement
+// deletes it (DeleteMessage, expiry, PurgeQueue).
+constexpr std::string_view kBodiesSchema = R"sql(
+CREATE TABLE IF NOT EXISTS message_bodies (
+  seq INTEGER PRIMARY KEY,       -- messages.seq
+  body BLOB NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS messages_drop_body AFTER DELETE ON messages
+BEGIN
+  DELETE FROM message_bodies WHERE seq = old.seq;
+END;
+)sql";
+
+// From schema version 1 (body in the messages row) to 2, in the same
+// transaction as the version bump.
+constexpr std::string_view kMigrateV1ToV2 = R"sql(
+INSERT INTO message_bodies (seq, body) SELECT seq, body FROM messages;
+ALTER TABLE messages DROP COLUMN body;
 )sql";
 
 // --- sqlite RAII -----------------------------------------------------------------
@@ -107,42 +142,115 @@ struct DbCloser {
 };
 using DbHandle = std::unique_ptr<sqlite3, DbCloser>;
 
-struct StatementFinalizer {
-  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
+// Prepared statements kept for the life of a connection
+// (SQLITE_PREPARE_PERSISTENT), so the hot paths — one INSERT per message,
+// BEGIN/COMMIT per transaction — don't parse SQL each time. Used only by
+// the thread that holds the connection's mutex (see Database::Write/Read,
+// which make it current for that thread while `body` runs).
+class StatementCache {
+ public:
+  explicit StatementCache(sqlite3* db) : db_(db) {}
+  ~StatementCache() {
+    for (auto& [sql, entry] : entries_) sqlite3_finalize(entry.stmt);
+  }
+  StatementCache(const StatementCache&) = delete;
+  StatementCache& operator=(const StatementCache&) = delete;
+
+  sqlite3* db() const { return db_; }
+
+  // A reset statement for `sql`, or nullptr when it is in use (a statement
+  // stepped while another with the same text runs) or cannot be cached.
+  sqlite3_stmt* Acquire(std::string_view sql) {
+    auto it = entries_.find(sql);
+    if (it == entries_.end()) {
+      sqlite3_stmt* raw = nullptr;
+      const char* tail = nullptr;
+      if (sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                             SQLITE_PREPARE_PERSISTENT, &raw, &tail) != SQLITE_OK ||
+          raw == nullptr || tail != sql.data() + sql.size()) {
+        sqlite3_finalize(raw);  // errors are reported by the uncached path
+        return nullptr;
+      }
+      it = entries_.emplace(std::string(sql), Entry{raw, false}).first;
+    }
+    if (it->second.in_use) return nullptr;
+    it->second.in_use = true;
+    return it->second.stmt;
+  }
+
+  void Release(sqlite3_stmt* stmt) {
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    for (auto& [sql, entry] : entries_) {
+      if (entry.stmt == stmt) entry.in_use = false;
+    }
+  }
+
+ private:
+  struct Entry {
+    sqlite3_stmt* stmt;
+    bool in_use;
+  };
+  sqlite3* db_;
+  std::map<std::string, Entry, std::less<>> entries_;
 };
+
+// The cache of the connection whose mutex this thread holds, if any.
+thread_local StatementCache* t_statement_cache = nullptr;
 
 class Statement {
  public:
   static Result<Statement> Prepare(sqlite3* db, std::string_view sql) {
+    if (t_statement_cache != nullptr && t_statement_cache->db() == db) {
+      if (sqlite3_stmt* cached = t_statement_cache->Acquire(sql)) {
+        return Statement(db, cached, t_statement_cache);
+      }
+    }
     sqlite3_stmt* raw = nullptr;
     const int rc = sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &raw, nullptr);
-    Statement statement(db, raw);
+    Statement statement(db, raw, nullptr);
     if (rc != SQLITE_OK) return SqliteFailure(db, rc, "prepare");
     return statement;
   }
 
+  Statement(Statement&& other) noexcept
+      : db_(other.db_),
+        stmt_(std::exchange(other.stmt_, nullptr)),
+        cache_(other.cache_),
+        bind_rc_(other.bind_rc_) {}
+  Statement& operator=(Statement&&) = delete;
+  Statement(const Statement&) = delete;
+  ~Statement() {
+    if (stmt_ == nullptr) return;
+    if (cache_ != nullptr) {
+      cache_->Release(stmt_);
+    } else {
+      sqlite3_finalize(stmt_);
+    }
+  }
+
   Statement& Bind(int index, std::int64_t value) {
-    Check(sqlite3_bind_int64(stmt_.get(), index, value));
+    Check(sqlite3_bind_int64(stmt_, index, value));
     return *this;
   }
   Statement& BindText(int index, std::string_view value) {
-    Check(sqlite3_bind_text64(stmt_.get(), index, value.data(), value.size(), SQLITE_TRANSIENT,
+    Check(sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT,
                               SQLITE_UTF8));
     return *this;
   }
   Statement& BindBlob(int index, std::string_view value) {
-    Check(sqlite3_bind_blob64(stmt_.get(), index, value.data(), value.size(), SQLITE_TRANSIENT));
+    Check(sqlite3_bind_blob64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT));
     return *this;
   }
   Statement& BindNull(int index) {
-    Check(sqlite3_bind_null(stmt_.get(), index));
+    Check(sqlite3_bind_null(stmt_, index));
     return *this;
   }
 
   // true: a row is available; false: done.
   Result<bool> Step() {
     if (bind_rc_ != SQLITE_OK) return SqliteFailure(db_, bind_rc_, "bind");
-    const int rc = sqlite3_step(stmt_.get());
+    const int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
     return SqliteFailure(db_, rc, "step");
@@ -155,27 +263,39 @@ class Statement {
     }
   }
 
-  bool IsNull(int col) const { return sqlite3_column_type(stmt_.get(), col) == SQLITE_NULL; }
-  std::int64_t Int(int col) const { return sqlite3_column_int64(stmt_.get(), col); }
+  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  std::int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
   std::string Bytes(int col) const {
-    const void* data = sqlite3_column_blob(stmt_.get(), col);
-    const int size = sqlite3_column_bytes(stmt_.get(), col);
+    const void* data = sqlite3_column_blob(stmt_, col);
+    const int size = sqlite3_column_bytes(stmt_, col);
     if (data == nullptr || size <= 0) return {};
     return std::string(static_cast<const char*>(data), static_cast<std::size_t>(size));
   }
 
  private:
-  Statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  Statement(sqlite3* db, sqlite3_stmt* stmt, StatementCache* cache)
+      : db_(db), stmt_(stmt), cache_(cache) {}
   void Check(int rc) {
     if (rc != SQLITE_OK && bind_rc_ == SQLITE_OK) bind_rc_ = rc;
   }
 
   sqlite3* db_;
-  std::unique_ptr<sqlite3_stmt, StatementFinalizer> stmt_;
+  sqlite3_stmt* stmt_;
+  StatementCache* cache_;  // non-null: borrowed from the cache, reset on destruction
   int bind_rc_ = SQLITE_OK;
 };
 
+// One statement (cached when the connection's cache is current), or several
+// separated by semicolons (schema set-up) through sqlite3_exec.
 Result<void> Exec(sqlite3* db, const char* sql) {
+  if (t_statement_cache != nullptr && t_statement_cache->db() == db) {
+    if (sqlite3_stmt* cached = t_statement_cache->Acquire(sql)) {
+      const int rc = sqlite3_step(cached);
+      t_statement_cache->Release(cached);
+      if (rc == SQLITE_DONE || rc == SQLITE_ROW) return {};
+      return SqliteFailure(db, rc, sql);
+    }
+  }
   const int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) return SqliteFailure(db, rc, sql);
   return {};
@@ -242,12 +362,34 @@ std::chrono::system_clock::time_point FromMillis(std::int64_t ms) {
 
 // --- the shared connection ---------------------------------------------------------------
 
+// Makes a connection's statement cache current for this thread while it
+// holds that connection's mutex.
+class CurrentStatementCache {
+ public:
+  explicit CurrentStatementCache(StatementCache* cache)
+      : previous_(std::exchange(t_statement_cache, cache)) {}
+  ~CurrentStatementCache() { t_statement_cache = previous_; }
+  CurrentStatementCache(const CurrentStatementCache&) = delete;
+  CurrentStatementCache& operator=(const CurrentStatementCache&) = delete;
+
+ private:
+  StatementCache* previous_;
+};
+
+// kSynced: synchronous=FULL, the commit is on stable storage when COMMIT
+// returns. kCrashSafe: synchronous=NORMAL, the commit survives the process
+// but a power loss may roll it back.
+enum class Durability { kSynced, kCrashSafe };
+
 // One connection per service instance, used by one transaction at a time
 // (mu), plus the long-poll machinery.
 class Database {
  public:
   Database(std::shared_ptr<Clock> clock, DbHandle db, UniqueFd notify_fd)
-      : clock_(std::move(clock)), db_(std::move(db)), notify_fd_(std::move(notify_fd)) {}
+      : clock_(std::move(clock)),
+        db_(std::move(db)),
+        statements_(db_.get()),
+        notify_fd_(std::move(notify_fd)) {}
 
   ~Database() {
     if (wake_fd_.valid()) {
@@ -280,11 +422,20 @@ class Database {
   ChangeNotifier& notifier() { return notifier_; }
 
   // Runs `body(db)` inside BEGIN IMMEDIATE … COMMIT; on any error the
-  // transaction rolls back. `body` returns Result<T>.
+  // transaction rolls back. `body` returns Result<T>. `durability` chooses
+  // whether COMMIT waits for the disk (see the top of this file).
   template <typename Body>
-  auto Write(Body&& body) -> decltype(body(static_cast<sqlite3*>(nullptr))) {
+  auto Write(Durability durability, Body&& body)
+      -> decltype(body(static_cast<sqlite3*>(nullptr))) {
     std::lock_guard lock(mu_);
+    CurrentStatementCache current(&statements_);
     sqlite3* db = db_.get();
+    if (durability != durability_) {
+      const char* pragma = durability == Durability::kSynced ? "PRAGMA synchronous = FULL"
+                                                             : "PRAGMA synchronous = NORMAL";
+      if (auto r = Exec(db, pragma); !r) return std::unexpected(r.error());
+      durability_ = durability;
+    }
     Result<Transaction> txn = Transaction::BeginImmediate(db);
     if (!txn) return std::unexpected(txn.error());
     auto result = body(db);
@@ -297,6 +448,7 @@ class Database {
   template <typename Body>
   auto Read(Body&& body) -> decltype(body(static_cast<sqlite3*>(nullptr))) {
     std::lock_guard lock(mu_);
+    CurrentStatementCache current(&statements_);
     return body(db_.get());
   }
 
@@ -331,6 +483,8 @@ class Database {
   const std::shared_ptr<Clock> clock_;
   std::mutex mu_;  // one transaction at a time on db_
   DbHandle db_;
+  StatementCache statements_;  // after db_: finalized before the connection closes
+  Durability durability_ = Durability::kSynced;  // the connection's synchronous setting (mu_)
   UniqueFd notify_fd_;
   UniqueFd inotify_fd_;
   UniqueFd wake_fd_;
@@ -403,7 +557,7 @@ class SqliteQueue final : public Queue {
     if (auto r = ValidateSendMessage(request, row_.attributes); !r) {
       return std::unexpected(r.error());
     }
-    Result<SendMessageResult> result = db_->Write([&](sqlite3* db) { return Insert(db, request); });
+    Result<SendMessageResult> result = db_->Write(Durability::kSynced, [&](sqlite3* db) { return Insert(db, request); });
     if (result) db_->Announce();
     return result;
   }
@@ -424,7 +578,7 @@ class SqliteQueue final : public Queue {
     }
     if (valid.empty()) return results;
     // All valid entries in one transaction: one fsync for the batch.
-    Result<void> written = db_->Write([&](sqlite3* db) -> Result<void> {
+    Result<void> written = db_->Write(Durability::kSynced, [&](sqlite3* db) -> Result<void> {
       for (std::size_t i : valid) {
         Result<SendMessageResult> sent = Insert(db, entries[i].request);
         if (!sent) return std::unexpected(sent.error());
@@ -439,6 +593,36 @@ class SqliteQueue final : public Queue {
     return results;
   }
 
+  // Every valid request in one transaction (one fsync), whatever the count.
+  Result<std::vector<Result<SendMessageResult>>> SendMessages(
+      std::span<const SendMessageRequest> requests) override {
+    std::vector<Result<SendMessageResult>> results;
+    results.reserve(requests.size());
+    std::vector<std::size_t> valid;
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      Result<void> ok = ValidateSendMessage(requests[i], row_.attributes);
+      results.push_back(ok ? Result<SendMessageResult>{}
+                           : Result<SendMessageResult>(std::unexpected(ok.error())));
+      if (ok) valid.push_back(i);
+    }
+    if (valid.empty()) return results;
+    Result<void> written = db_->Write(Durability::kSynced, [&](sqlite3* db) -> Result<void> {
+      for (std::size_t i : valid) {
+        Result<SendMessageResult> sent = Insert(db, requests[i]);
+        if (!sent) return std::unexpected(sent.error());
+        results[i] = std::move(*sent);
+      }
+      return {};
+    });
+    for (std::size_t i : valid) {
+      if (!written) results[i] = std::unexpected(written.error());
+    }
+    if (written) db_->Announce();
+    return results;
+  }
+
+  Result<QueueAttributes> GetQueueConfiguration() override { return row_.attributes; }
+
   Result<std::vector<ReceivedMessage>> ReceiveMessage(
       const ReceiveMessageRequest& request) override {
     Result<ReceiveParameters> params = ResolveReceive(request, row_.attributes);
@@ -451,7 +635,7 @@ class SqliteQueue final : public Queue {
     Result<ParsedReceiptHandle> parsed = ParseReceiptHandle(receipt_handle);
     if (!parsed) return std::unexpected(parsed.error());
     EntryOutcome outcome =
-        db_->Write([&](sqlite3* db) { return DeleteOne(db, receipt_handle, *parsed); });
+        db_->Write(Durability::kCrashSafe, [&](sqlite3* db) { return DeleteOne(db, receipt_handle, *parsed); });
     if (!outcome) return std::unexpected(outcome.error());
     return *outcome;
   }
@@ -479,7 +663,7 @@ class SqliteQueue final : public Queue {
     Result<ParsedReceiptHandle> parsed = ParseReceiptHandle(receipt_handle);
     if (!parsed) return std::unexpected(parsed.error());
     EntryOutcome outcome =
-        db_->Write([&](sqlite3* db) { return ChangeOne(db, *parsed, visibility_timeout_seconds); });
+        db_->Write(Durability::kCrashSafe, [&](sqlite3* db) { return ChangeOne(db, *parsed, visibility_timeout_seconds); });
     if (!outcome) return std::unexpected(outcome.error());
     if (*outcome) db_->Announce();
     return *outcome;
@@ -508,7 +692,7 @@ class SqliteQueue final : public Queue {
   }
 
   Result<QueueStats> GetQueueAttributes() override {
-    return db_->Write([&](sqlite3* db) -> Result<QueueStats> {
+    return db_->Write(Durability::kCrashSafe, [&](sqlite3* db) -> Result<QueueStats> {
       const std::int64_t now = db_->NowMs();
       if (auto r = DropExpired(db, now); !r) return std::unexpected(r.error());
       Result<Statement> stmt = Statement::Prepare(
@@ -534,7 +718,7 @@ class SqliteQueue final : public Queue {
   }
 
   Result<void> PurgeQueue() override {
-    return db_->Write([&](sqlite3* db) -> Result<void> {
+    return db_->Write(Durability::kSynced, [&](sqlite3* db) -> Result<void> {
       for (const char* sql : {"DELETE FROM messages WHERE queue_id = ?1",
                               "DELETE FROM deleted_handles WHERE queue_id = ?1"}) {
         Result<Statement> stmt = Statement::Prepare(db, sql);
@@ -551,18 +735,22 @@ class SqliteQueue final : public Queue {
     SendMessageResult result{NewMessageId(), Md5Hex(request.body)};
     Result<Statement> stmt = Statement::Prepare(
         db,
-        "INSERT INTO messages (id, queue_id, body, md5, attributes, sent_at, visible_at) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+        "INSERT INTO messages (id, queue_id, md5, attributes, sent_at, visible_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
     if (!stmt) return std::unexpected(stmt.error());
     stmt->BindText(1, result.message_id)
         .Bind(2, row_.id)
-        .BindBlob(3, request.body)
-        .BindText(4, result.md5_of_body)
-        .BindBlob(5, EncodeAttributes(request.attributes))
-        .Bind(6, now)
-        .Bind(7, now + static_cast<std::int64_t>(EffectiveDelaySeconds(request, row_.attributes)) *
+        .BindText(3, result.md5_of_body)
+        .BindBlob(4, EncodeAttributes(request.attributes))
+        .Bind(5, now)
+        .Bind(6, now + static_cast<std::int64_t>(EffectiveDelaySeconds(request, row_.attributes)) *
                            1000);
     if (auto r = stmt->Run(); !r) return std::unexpected(r.error());
+    Result<Statement> body =
+        Statement::Prepare(db, "INSERT INTO message_bodies (seq, body) VALUES (?1, ?2)");
+    if (!body) return std::unexpected(body.error());
+    body->Bind(1, sqlite3_last_insert_rowid(db)).BindBlob(2, request.body);
+    if (auto r = body->Run(); !r) return std::unexpected(r.error());
     return result;
   }
 
@@ -577,7 +765,7 @@ class SqliteQueue final : public Queue {
 
   Result<ReceiveAttempt> Attempt(const ReceiveParameters& params) {
     bool moved = false;
-    Result<ReceiveAttempt> result = db_->Write([&](sqlite3* db) -> Result<ReceiveAttempt> {
+    Result<ReceiveAttempt> result = db_->Write(Durability::kCrashSafe, [&](sqlite3* db) -> Result<ReceiveAttempt> {
       const std::int64_t now = db_->NowMs();
       if (auto r = DropExpired(db, now); !r) return std::unexpected(r.error());
       ReceiveAttempt out;
@@ -623,9 +811,10 @@ class SqliteQueue final : public Queue {
   Result<std::vector<MessageRow>> SelectVisible(sqlite3* db, std::int64_t now, std::size_t limit) {
     Result<Statement> stmt = Statement::Prepare(
         db,
-        "SELECT seq, id, body, md5, attributes, sent_at, receive_count, first_receive_at, "
-        "dead_letter_source FROM messages WHERE queue_id = ?1 AND visible_at <= ?2 "
-        "ORDER BY visible_at, seq LIMIT ?3");
+        "SELECT m.seq, m.id, b.body, m.md5, m.attributes, m.sent_at, m.receive_count, "
+        "m.first_receive_at, m.dead_letter_source FROM messages m "
+        "JOIN message_bodies b ON b.seq = m.seq WHERE m.queue_id = ?1 AND m.visible_at <= ?2 "
+        "ORDER BY m.visible_at, m.seq LIMIT ?3");
     if (!stmt) return std::unexpected(stmt.error());
     stmt->Bind(1, row_.id).Bind(2, now).Bind(3, static_cast<std::int64_t>(limit));
     std::vector<MessageRow> rows;
@@ -807,7 +996,7 @@ class SqliteQueue final : public Queue {
           {std::string(id_of(i)), p ? Result<void>{} : Result<void>(std::unexpected(p.error()))});
       if (p) parsed[i] = std::move(*p);
     }
-    Result<void> written = db_->Write([&](sqlite3* db) -> Result<void> {
+    Result<void> written = db_->Write(Durability::kCrashSafe, [&](sqlite3* db) -> Result<void> {
       for (std::size_t i = 0; i < n; ++i) {
         if (!parsed[i]) continue;
         EntryOutcome outcome = apply(db, i, *parsed[i]);
@@ -861,7 +1050,7 @@ class SqliteQueueService final : public QueueService {
                                              const QueueAttributes& attributes) override {
     if (auto r = ValidateQueueName(name); !r) return std::unexpected(r.error());
     if (auto r = ValidateQueueAttributes(name, attributes); !r) return std::unexpected(r.error());
-    Result<QueueRow> row = db_->Write([&](sqlite3* db) -> Result<QueueRow> {
+    Result<QueueRow> row = db_->Write(Durability::kSynced, [&](sqlite3* db) -> Result<QueueRow> {
       Result<std::optional<QueueRow>> existing = LoadQueue(db, name);
       if (!existing) return std::unexpected(existing.error());
       if (*existing) {
@@ -896,7 +1085,7 @@ class SqliteQueueService final : public QueueService {
   Result<void> SetQueueAttributes(std::string_view name,
                                   const QueueAttributes& attributes) override {
     if (auto r = ValidateQueueAttributes(name, attributes); !r) return std::unexpected(r.error());
-    return db_->Write([&](sqlite3* db) -> Result<void> {
+    return db_->Write(Durability::kSynced, [&](sqlite3* db) -> Result<void> {
       Result<std::optional<QueueRow>> existing = LoadQueue(db, name);
       if (!existing) return std::unexpected(existing.error());
       if (!*existing) return QueueDoesNotExist(name);
@@ -954,7 +1143,10 @@ Result<void> InitializeSchema(sqlite3* db) {
         current, kSchemaVersion));
   }
   if (current < kSchemaVersion) {
-    const std::string sql = fmt::format("{}\nPRAGMA user_version = {};", kSchema, kSchemaVersion);
+    // Version 0 is an empty file; version 1 files are migrated in place.
+    const std::string sql =
+        fmt::format("{}\n{}\n{}\nPRAGMA user_version = {};", kSchema, kBodiesSchema,
+                    current == 1 ? kMigrateV1ToV2 : std::string_view(), kSchemaVersion);
     if (auto r = Exec(db, sql.c_str()); !r) return r;
   }
   return txn->Commit();

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <mutex>
 #include <set>
 #include <string>
@@ -77,7 +78,7 @@ TEST_F(SqliteQueueTest, CreatesDirectoryAndVersionedWalDatabase) {
     return value;
   };
   EXPECT_EQ(pragma("PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(pragma("PRAGMA user_version"), "1");
+  EXPECT_EQ(pragma("PRAGMA user_version"), "2");
   EXPECT_TRUE(std::filesystem::exists(DbPath() + "-notify"));
 }
 
@@ -91,6 +92,100 @@ TEST_F(SqliteQueueTest, RefusesNewerSchemaVersion) {
   ASSERT_FALSE(service);
   EXPECT_EQ(service.error().code, "InternalError");
   EXPECT_NE(service.error().message.find("99"), std::string::npos);
+}
+
+// A file written by schema version 1 (bodies in the messages row) opens,
+// its messages keep their bodies and state, and it is version 2 afterwards.
+TEST_F(SqliteQueueTest, MigratesSchemaVersion1Files) {
+  std::filesystem::create_directories(dir_.path() / "data");
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(DbPath().c_str(), &raw), SQLITE_OK);
+  const char* v1 = R"sql(
+    PRAGMA journal_mode = WAL;
+    CREATE TABLE queues (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+      visibility_timeout_seconds INTEGER NOT NULL, message_retention_seconds INTEGER NOT NULL,
+      delay_seconds INTEGER NOT NULL, maximum_message_size INTEGER NOT NULL,
+      receive_message_wait_time_seconds INTEGER NOT NULL, dead_letter_queue TEXT,
+      max_receive_count INTEGER, created_at INTEGER NOT NULL);
+    CREATE TABLE messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+      queue_id INTEGER NOT NULL REFERENCES queues(id), body BLOB NOT NULL, md5 TEXT NOT NULL,
+      attributes BLOB NOT NULL, sent_at INTEGER NOT NULL, visible_at INTEGER NOT NULL,
+      receive_count INTEGER NOT NULL DEFAULT 0, first_receive_at INTEGER,
+      last_receive_at INTEGER, receipt_token TEXT, dead_letter_source TEXT);
+    CREATE INDEX messages_by_visibility ON messages(queue_id, visible_at, seq);
+    CREATE INDEX messages_by_age ON messages(queue_id, sent_at);
+    CREATE TABLE deleted_handles (handle TEXT PRIMARY KEY, queue_id INTEGER NOT NULL,
+      deleted_at INTEGER NOT NULL);
+    CREATE INDEX deleted_handles_by_time ON deleted_handles(deleted_at);
+    INSERT INTO queues VALUES (1, 'q', 30, 345600, 0, 262144, 0, NULL, NULL, 0);
+    INSERT INTO messages (id, queue_id, body, md5, attributes, sent_at, visible_at, receive_count)
+      VALUES ('m-1', 1, 'first body', '0', x'', unixepoch() * 1000 - 2000, 0, 2),
+             ('m-2', 1, 'second body', '0', x'', unixepoch() * 1000 - 1000, 0, 0);
+    PRAGMA user_version = 1;
+  )sql";
+  ASSERT_EQ(sqlite3_exec(raw, v1, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(raw);
+  sqlite3_close(raw);
+
+  auto service = Open();
+  ASSERT_NE(service, nullptr);
+  auto queue = service->GetQueue("q");
+  ASSERT_TRUE(queue) << queue.error().ToString();
+  std::vector<ReceivedMessage> got = Drain(**queue);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].message_id, "m-1");
+  EXPECT_EQ(got[0].body, "first body");
+  EXPECT_EQ(got[0].approximate_receive_count, 3);
+  EXPECT_EQ(got[1].body, "second body");
+  // A deleted message takes its body with it.
+  ASSERT_TRUE((*queue)->DeleteMessage(got[0].receipt_handle));
+  ASSERT_EQ(sqlite3_open(DbPath().c_str(), &raw), SQLITE_OK);
+  std::unique_ptr<sqlite3, decltype(&sqlite3_close)> db(raw, &sqlite3_close);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db.get(),
+                               "SELECT (SELECT COUNT(*) FROM message_bodies), "
+                               "(SELECT user_version FROM pragma_user_version)",
+                               -1, &stmt, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(stmt, 0), 1);
+  EXPECT_EQ(sqlite3_column_int(stmt, 1), 2);
+  sqlite3_finalize(stmt);
+}
+
+// SendMessages: any number of entries, each judged on its own, the valid ones
+// written together; a refused entry does not stop the others.
+TEST_F(SqliteQueueTest, SendMessagesWritesManyAndReportsEachEntry) {
+  auto service = Open();
+  ASSERT_NE(service, nullptr);
+  QueueAttributes attributes;
+  attributes.maximum_message_size = 1024;
+  auto queue = service->CreateQueue("bulk", attributes);
+  ASSERT_TRUE(queue) << queue.error().ToString();
+  std::vector<SendMessageRequest> requests;
+  for (int i = 0; i < 250; ++i) requests.push_back(Body(fmt::format("body {}", i)));
+  requests[17].body = std::string(2000, 'x');  // above MaximumMessageSize
+  auto sent = (*queue)->SendMessages(requests);
+  ASSERT_TRUE(sent) << sent.error().ToString();
+  ASSERT_EQ(sent->size(), requests.size());
+  for (std::size_t i = 0; i < sent->size(); ++i) {
+    if (i == 17) {
+      ASSERT_FALSE((*sent)[i]);
+      EXPECT_EQ((*sent)[i].error().code, "MessageTooLong");
+    } else {
+      ASSERT_TRUE((*sent)[i]) << i << ": " << (*sent)[i].error().ToString();
+      EXPECT_EQ((*sent)[i]->md5_of_body, Md5Hex(requests[i].body));
+    }
+  }
+  std::vector<ReceivedMessage> got = Drain(**queue);
+  ASSERT_EQ(got.size(), 249u);
+  std::set<std::string> bodies;
+  for (const auto& m : got) bodies.insert(m.body);
+  EXPECT_TRUE(bodies.contains("body 0"));
+  EXPECT_TRUE(bodies.contains("body 249"));
+  EXPECT_FALSE(bodies.contains(requests[17].body));
+  auto configuration = (*queue)->GetQueueConfiguration();
+  ASSERT_TRUE(configuration);
+  EXPECT_EQ(configuration->maximum_message_size, 1024);
 }
 
 TEST_F(SqliteQueueTest, DataSurvivesReopening) {

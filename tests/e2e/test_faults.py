@@ -312,10 +312,10 @@ class FaultsTest(PostlineTestCase):
         db = sqlite3.connect(os.path.join(self.data_dir, "queue.db"))
         with db:
             row = db.execute("SELECT seq FROM messages ORDER BY seq LIMIT 1").fetchone()
-            db.execute("UPDATE messages SET body = ?, md5 = ? WHERE seq = ?",
-                       (b"<invoice>not json</invoice>",
-                        __import__("hashlib").md5(b"<invoice>not json</invoice>").hexdigest(),
-                        row[0]))
+            garbage = b"<invoice>not json</invoice>"
+            db.execute("UPDATE message_bodies SET body = ? WHERE seq = ?", (garbage, row[0]))
+            db.execute("UPDATE messages SET md5 = ? WHERE seq = ?",
+                       (__import__("hashlib").md5(garbage).hexdigest(), row[0]))
         db.close()
         events = self.run_worker()
         self.assertEqual(sum(1 for e in events if e["event"] == "sent"), 2)
