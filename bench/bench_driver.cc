@@ -16,9 +16,11 @@
 //       and writes "<i> <enqueue time, ns since the epoch>" per line to FILE.
 //   render    --invoice FILE --iterations N
 //       Renders the invoice's PDF N times; prints {"ms_per_render", "pdf_bytes"}.
-//   enqueue   --data-dir D --count N --batch B
+//   enqueue   --data-dir D --count N --batch B [--synchronous full|normal]
 //       Queues N small e-mails, one EnqueueEmail call each (B = 1) or
 //       EnqueueEmails calls of B e-mails; prints {"per_second", "seconds"}.
+//       --synchronous: the queue's SqliteSynchronous (default full, as
+//       postline's default POSTLINE_SQLITE_SYNCHRONOUS).
 
 #include <fmt/format.h>
 
@@ -80,8 +82,16 @@ Args ParseArgs(int argc, char** argv) {
   return a;
 }
 
-postline::QueuePair OpenQueues(const std::string& data_dir) {
-  auto service = Check(postline::OpenSqliteQueueService(data_dir + "/queue.db"), "open queue");
+postline::QueuePair OpenQueues(const std::string& data_dir,
+                               const std::string& synchronous = "full") {
+  if (synchronous != "full" && synchronous != "normal") {
+    Die(fmt::format("--synchronous is {}; allowed are full and normal", synchronous));
+  }
+  auto service = Check(postline::OpenSqliteQueueService(
+                           data_dir + "/queue.db", postline::SystemClock(),
+                           synchronous == "normal" ? postline::SqliteSynchronous::kNormal
+                                                   : postline::SqliteSynchronous::kFull),
+                       "open queue");
   return Check(postline::EnsureGuideQueues(*service, postline::GuideQueueAttributes(), 10),
                "create queues");
 }
@@ -198,7 +208,7 @@ int Render(const Args& a) {
 }
 
 int Enqueue(const Args& a) {
-  auto queues = OpenQueues(a.Get("data-dir"));
+  auto queues = OpenQueues(a.Get("data-dir"), a.Get("synchronous", "full"));
   const long count = a.Int("count");
   const long batch_size = a.Int("batch");
   const auto clock = postline::SystemClock();

@@ -59,6 +59,9 @@ struct Settings {
   // the redrive is the safety net for messages that crash a worker.
   int max_receive_count = 1000;
   std::string log_level = "info";     // POSTLINE_LOG_LEVEL: debug|info|warn|error
+  // POSTLINE_SQLITE_SYNCHRONOUS: full|normal, when an enqueue on the sqlite
+  // backend reaches the disk (SqliteSynchronous in queue.h).
+  std::string sqlite_synchronous = "full";
   // Delivery hardening (docs/delivery.md).
   double rate_limit_per_second = 0;   // POSTLINE_RATE_LIMIT: "N/s", "N/min", "N/h" (N > 0) or
                                       // "unlimited" (default); per worker process and transport

@@ -50,7 +50,10 @@ Result<void> OpenQueues(Context& ctx) {
   if (ctx.service) return {};
   switch (ctx.settings.queue_provider) {
     case QueueProvider::kSqlite: {
-      auto svc = OpenSqliteQueueService(ctx.settings.QueueDatabasePath());
+      auto svc = OpenSqliteQueueService(ctx.settings.QueueDatabasePath(), SystemClock(),
+                                        ctx.settings.sqlite_synchronous == "normal"
+                                            ? SqliteSynchronous::kNormal
+                                            : SqliteSynchronous::kFull);
       if (!svc) return std::unexpected(svc.error());
       ctx.service = *svc;
       break;

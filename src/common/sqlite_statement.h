@@ -6,6 +6,8 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -23,14 +25,59 @@ inline Error ServiceUnavailable(sqlite3* db, int rc, std::string_view store,
                fmt::format("{}: {} failed: {}", store, what, msg), "POSTLINE_DATA_DIR"};
 }
 
-// A prepared statement, finalized on scope exit. Not copyable; used by one
-// thread at a time (callers hold their connection's mutex).
+// Prepared statements kept for the life of a connection
+// (SQLITE_PREPARE_PERSISTENT), keyed by their SQL text, so a hot path does
+// not parse its SQL on every call. Used under the connection's mutex; at most
+// one Statement per SQL text at a time. Declare it after the connection it
+// belongs to: sqlite3_close_v2 waits for the statements it finalizes.
+class StatementCache {
+ public:
+  explicit StatementCache(sqlite3* db) : db_(db) {}
+  ~StatementCache() {
+    for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+  }
+  StatementCache(const StatementCache&) = delete;
+  StatementCache& operator=(const StatementCache&) = delete;
+
+  // The statement for `sql`, reset and with its bindings cleared; nullptr
+  // when it cannot be prepared (sqlite3_errmsg says why).
+  sqlite3_stmt* Get(const char* sql) {
+    auto it = statements_.find(sql);
+    if (it != statements_.end()) return it->second;
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK) {
+      sqlite3_finalize(stmt);
+      return nullptr;
+    }
+    statements_.emplace(sql, stmt);
+    return stmt;
+  }
+
+ private:
+  sqlite3* db_;
+  std::map<std::string, sqlite3_stmt*, std::less<>> statements_;
+};
+
+// A prepared statement: prepared for this use and finalized on scope exit,
+// or borrowed from a StatementCache and reset on scope exit. Not copyable;
+// used by one thread at a time (callers hold their connection's mutex).
 class Statement {
  public:
   Statement(sqlite3* db, const char* sql) {
     rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
   }
-  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(StatementCache& cache, const char* sql) : cache_(&cache) {
+    stmt_ = cache.Get(sql);
+    if (stmt_ == nullptr) rc_ = SQLITE_ERROR;
+  }
+  ~Statement() {
+    if (cache_ == nullptr) {
+      sqlite3_finalize(stmt_);
+    } else if (stmt_ != nullptr) {
+      sqlite3_reset(stmt_);
+      sqlite3_clear_bindings(stmt_);
+    }
+  }
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
 
@@ -54,6 +101,7 @@ class Statement {
 
  private:
   sqlite3_stmt* stmt_ = nullptr;
+  StatementCache* cache_ = nullptr;  // non-null: borrowed
   int rc_ = SQLITE_OK;
 };
 

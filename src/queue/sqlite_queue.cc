@@ -21,6 +21,8 @@
 //     worker two fsyncs per delivered e-mail.
 //   A rollback after power loss is always a suffix of the WAL, so a FULL
 //   commit also makes every earlier NORMAL commit durable.
+//   With SqliteSynchronous::kNormal (POSTLINE_SQLITE_SYNCHRONOUS=normal) the
+//   sends commit with NORMAL too (see queue.h for what that promises).
 // - Every read-modify-write runs in BEGIN IMMEDIATE: the write lock is taken
 //   before the first read, so two receivers (threads or processes) cannot
 //   both pick the same visible message. busy_timeout makes a writer wait for
@@ -385,10 +387,12 @@ enum class Durability { kSynced, kCrashSafe };
 // (mu), plus the long-poll machinery.
 class Database {
  public:
-  Database(std::shared_ptr<Clock> clock, DbHandle db, UniqueFd notify_fd)
+  Database(std::shared_ptr<Clock> clock, DbHandle db, UniqueFd notify_fd,
+           SqliteSynchronous synchronous)
       : clock_(std::move(clock)),
         db_(std::move(db)),
         statements_(db_.get()),
+        synced_is_full_(synchronous == SqliteSynchronous::kFull),
         notify_fd_(std::move(notify_fd)) {}
 
   ~Database() {
@@ -430,6 +434,7 @@ class Database {
     std::lock_guard lock(mu_);
     CurrentStatementCache current(&statements_);
     sqlite3* db = db_.get();
+    if (!synced_is_full_) durability = Durability::kCrashSafe;
     if (durability != durability_) {
       const char* pragma = durability == Durability::kSynced ? "PRAGMA synchronous = FULL"
                                                              : "PRAGMA synchronous = NORMAL";
@@ -484,6 +489,7 @@ class Database {
   std::mutex mu_;  // one transaction at a time on db_
   DbHandle db_;
   StatementCache statements_;  // after db_: finalized before the connection closes
+  const bool synced_is_full_;  // false: SqliteSynchronous::kNormal, every commit is kCrashSafe
   Durability durability_ = Durability::kSynced;  // the connection's synchronous setting (mu_)
   UniqueFd notify_fd_;
   UniqueFd inotify_fd_;
@@ -1152,7 +1158,8 @@ Result<void> InitializeSchema(sqlite3* db) {
   return txn->Commit();
 }
 
-Result<std::shared_ptr<QueueService>> Open(const std::string& path, std::shared_ptr<Clock> clock) {
+Result<std::shared_ptr<QueueService>> Open(const std::string& path, std::shared_ptr<Clock> clock,
+                                          SqliteSynchronous synchronous) {
   const std::filesystem::path file(path);
   std::error_code ec;
   if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path(), ec);
@@ -1193,7 +1200,8 @@ Result<std::shared_ptr<QueueService>> Open(const std::string& path, std::shared_
         ErrorKind::kTransient, "ServiceUnavailable",
         fmt::format("cannot open notify file '{}': {}", notify_path, std::strerror(errno)), "path");
   }
-  auto database = std::make_shared<Database>(std::move(clock), std::move(db), std::move(notify_fd));
+  auto database = std::make_shared<Database>(std::move(clock), std::move(db), std::move(notify_fd),
+                                             synchronous);
   database->StartWatching(notify_path);
   return std::make_shared<SqliteQueueService>(std::move(database));
 }
@@ -1202,8 +1210,9 @@ Result<std::shared_ptr<QueueService>> Open(const std::string& path, std::shared_
 }  // namespace queue_internal
 
 Result<std::shared_ptr<QueueService>> OpenSqliteQueueService(const std::string& path,
-                                                             std::shared_ptr<Clock> clock) {
-  return queue_internal::Open(path, std::move(clock));
+                                                             std::shared_ptr<Clock> clock,
+                                                             SqliteSynchronous synchronous) {
+  return queue_internal::Open(path, std::move(clock), synchronous);
 }
 
 }  // namespace postline

@@ -196,7 +196,7 @@ class SqliteStatusStore final : public StatusStore {
     std::lock_guard lock(mu_);
     // "sent" is final; other fields only replace what they know.
     Statement st(
-        db_,
+        statements_,
         "INSERT INTO email_status (envelope_id, state, queue, attempts, reply_code, last_error, "
         "reply, provider_message_id, recipients, subject, idempotency_key, created_ms, "
         "updated_ms, sent_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13) "
@@ -244,6 +244,7 @@ class SqliteStatusStore final : public StatusStore {
 
   std::mutex mu_;
   sqlite3* db_;
+  sqlite::StatementCache statements_{db_};  // the upsert, twice per delivered e-mail (mu_)
   std::shared_ptr<Clock> clock_;
   StatusErrorHook on_error_;
 };

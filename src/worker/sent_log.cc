@@ -25,7 +25,7 @@ class SqliteSentLog final : public SentLog {
 
   Result<void> Record(const SentRecord& r) override {
     std::lock_guard lock(mu_);
-    Statement st(db_,
+    Statement st(statements_,
                  "INSERT OR IGNORE INTO sent (envelope_id, idempotency_key, message_id, queue, "
                  "transport, provider_message_id, reply, rejected, attempts, sent_at_ms) "
                  "VALUES (?,?,?,?,?,?,?,?,?,?)");
@@ -47,7 +47,7 @@ class SqliteSentLog final : public SentLog {
 
   Result<std::optional<SentRecord>> Find(std::string_view envelope_id) override {
     std::lock_guard lock(mu_);
-    Statement st(db_,
+    Statement st(statements_,
                  "SELECT envelope_id, idempotency_key, message_id, queue, transport, "
                  "provider_message_id, reply, rejected, attempts, sent_at_ms FROM sent "
                  "WHERE envelope_id = ?");
@@ -103,6 +103,7 @@ class SqliteSentLog final : public SentLog {
  private:
   std::mutex mu_;
   sqlite3* db_;
+  sqlite::StatementCache statements_{db_};  // Record and Find, per delivered e-mail (mu_)
   std::shared_ptr<Clock> clock_;
 };
 
