@@ -158,6 +158,12 @@ TEST(EnvelopeJsonTest, ParsesAllFields) {
   EXPECT_EQ(email->bcc[0], (Address{"Eve", "eve@example.net"}));
   EXPECT_EQ(email->attachments[0].content, std::string("\x00\x01\x02\xff", 4));
   ASSERT_EQ(email->headers.size(), 2u);
+  // Line-wrapped base64 (as MIME writes it) decodes the same.
+  auto wrapped = ParseEmailJson(R"j({"v": 1, "from": "a@example.com", "to": "b@example.com",
+    "subject": "s", "text": "t", "attachments": [{"filename": "a.bin",
+    "content_type": "application/octet-stream", "content_base64": "AAEC\r\n/w=="}]})j");
+  ASSERT_TRUE(wrapped.has_value()) << wrapped.error().ToString();
+  EXPECT_EQ(wrapped->attachments[0].content, std::string("\x00\x01\x02\xff", 4));
   EXPECT_EQ(email->headers[0].first, "X-Zeta");  // order kept
   EXPECT_EQ(email->priority, 2);
   ASSERT_TRUE(email->send_at.has_value());
@@ -245,6 +251,12 @@ TEST(EnvelopeJsonTest, EveryErrorNamesItsField) {
        "header_injection", "attachments[0].filename"},
       {Minimal(
            R"(, "attachments": [{"filename": "a", "content_type": "a/b", "content_base64": "!!"}])"),
+       "invalid_base64", "attachments[0].content_base64"},
+      {Minimal(
+           R"(, "attachments": [{"filename": "a", "content_type": "a/b", "content_base64": "AA=C"}])"),
+       "invalid_base64", "attachments[0].content_base64"},
+      {Minimal(
+           R"(, "attachments": [{"filename": "a", "content_type": "a/b", "content_base64": "AAE"}])"),
        "invalid_base64", "attachments[0].content_base64"},
       {Minimal(
            R"(, "attachments": [{"filename": "a", "content_type": "a/b", "path": "/nonexistent/postline/x.pdf"}])"),
