@@ -29,6 +29,15 @@ struct OutgoingMessage {
   std::string mail_from;            // SMTP envelope sender (ASCII addr-spec)
   std::vector<std::string> rcpt_to; // SMTP envelope recipients (ASCII addr-specs), to+cc+bcc
   std::string data;                 // RFC 5322 message bytes, CRLF line ends
+  // Called by the transport right before its point of no return: after it,
+  // the receiver may take the message even if this process dies before it
+  // learns so (SMTP: before the last bytes of DATA and the end-of-data "."
+  // of RFC 5321 §4.1.1.4; SES: before the SendEmail request; file: before
+  // the rename into the outbox). At most once per Send, on the calling
+  // thread; may block (the worker uses it to bound how many sends are in
+  // doubt at once, POSTLINE_MAX_IN_DOUBT). Not called when the send fails
+  // before that point. Must not throw. Empty: nothing to call.
+  std::function<void()> before_commit;
 };
 
 enum class SendOutcome { kSent, kTransient, kPermanent };

@@ -29,6 +29,8 @@ class SesTransport final : public Transport {
       return result;
     }
     const std::string data = aws::Base64Encode(message.data);
+    // SES may accept a request whose answer this process never reads.
+    if (message.before_commit) message.before_commit();
     for (size_t first = 0; first < message.rcpt_to.size(); first += kSesMaxRecipientsPerCall) {
       const size_t last = std::min(message.rcpt_to.size(), first + kSesMaxRecipientsPerCall);
       std::vector<std::string> chunk(message.rcpt_to.begin() + first,

@@ -166,6 +166,7 @@ class FileTransport final : public Transport {
     if (err != 0) {
       return Transient(fmt::format("cannot write {}: {}", final_path, ErrnoText(err)));
     }
+    if (message.before_commit) message.before_commit();
     if (::rename(temp_path.c_str(), final_path.c_str()) != 0) {
       int rename_err = errno;
       ::unlink(temp_path.c_str());

@@ -60,6 +60,10 @@ struct CallState {
   std::array<char, CURL_ERROR_SIZE> error{};
   std::string_view upload;  // the message being sent; empty outside Send
   size_t upload_offset = 0;
+  // OutgoingMessage::before_commit of the message being sent, called before
+  // the last bytes are handed to libcurl (which then ends DATA with ".").
+  const std::function<void()>* before_commit = nullptr;
+  bool committed = false;
 };
 
 int DebugCallback(CURL*, curl_infotype type, char* data, size_t size, void* userp) {
@@ -82,6 +86,18 @@ size_t ReadCallback(char* buffer, size_t size, size_t nitems, void* userp) {
   size_t room = size * nitems;
   size_t left = state->upload.size() - state->upload_offset;
   size_t n = std::min(room, left);
+  // libcurl ends DATA once it has read CURLOPT_INFILESIZE bytes, without
+  // asking for more: the last chunk is the point of no return.
+  if (n == left && !state->committed) {
+    state->committed = true;
+    if (state->before_commit != nullptr && *state->before_commit) {
+      try {
+        (*state->before_commit)();
+      } catch (...) {
+        return CURL_READFUNC_ABORT;
+      }
+    }
+  }
   std::memcpy(buffer, state->upload.data() + state->upload_offset, n);
   state->upload_offset += n;
   return n;
@@ -233,6 +249,7 @@ class SmtpTransport final : public Transport {
     }
     CurlSlist recipients(head);
 
+    state_.committed = false;
     auto [rc, reused] = Perform(message, recipients.get(), /*fresh_connection=*/false);
     // A kept connection that the server closed while idle can fail before
     // any reply arrives; nothing was accepted then, so one more try on a new
@@ -253,6 +270,7 @@ class SmtpTransport final : public Transport {
     state_.error[0] = '\0';
     state_.upload = message.data;
     state_.upload_offset = 0;
+    state_.before_commit = &message.before_commit;
     curl_easy_setopt(h, CURLOPT_MAIL_FROM, message.mail_from.c_str());
     curl_easy_setopt(h, CURLOPT_MAIL_RCPT, recipients);
     curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(message.data.size()));
@@ -264,6 +282,7 @@ class SmtpTransport final : public Transport {
     curl_easy_setopt(h, CURLOPT_MAIL_RCPT, static_cast<curl_slist*>(nullptr));
     curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 0L);
     state_.upload = {};
+    state_.before_commit = nullptr;
     return {rc, new_connections == 0};
   }
 

@@ -103,6 +103,39 @@ TEST(SmtpTransportTest, PlainLoopbackDeliversBytesIdentically) {
   EXPECT_THAT(r.reply, HasSubstr("queued as " + r.provider_message_id));
 }
 
+// before_commit runs once per send, before the server has the message (it
+// holds back the end of DATA), for a small message and for one larger than
+// libcurl's 16 KB upload buffer.
+TEST(SmtpTransportTest, BeforeCommitRunsOnceBeforeTheServerHasTheMessage) {
+  auto server = StartServer();
+  ASSERT_NE(server, nullptr);
+  auto transport = NewSmtpTransport(PlainSettings(*server));
+  for (std::size_t body_size : {std::size_t{100}, std::size_t{200000}}) {
+    OutgoingMessage m = SampleMessage();
+    for (std::size_t i = 0; i < body_size / 100; ++i) m.data += std::string(98, 'a') + "\r\n";
+    const int before = server->MessageCount();
+    int calls = 0;
+    int seen_by_server = -1;
+    m.before_commit = [&] {
+      ++calls;
+      seen_by_server = server->MessageCount();
+    };
+    SendResult r = transport->Send(m);
+    ASSERT_EQ(r.outcome, SendOutcome::kSent) << r.reply;
+    EXPECT_EQ(calls, 1) << body_size;
+    EXPECT_EQ(seen_by_server, before) << body_size;
+    ASSERT_EQ(server->MessageCount(), before + 1);
+    EXPECT_EQ(server->MessageBytes(before + 1), m.data);
+  }
+  // A send refused before DATA never reaches the point of no return.
+  OutgoingMessage refused = SampleMessage();
+  refused.rcpt_to = {};
+  int calls = 0;
+  refused.before_commit = [&] { ++calls; };
+  EXPECT_EQ(transport->Send(refused).outcome, SendOutcome::kPermanent);
+  EXPECT_EQ(calls, 0);
+}
+
 TEST(SmtpTransportTest, MessageStartingWithDotArrivesIdentically) {
   auto server = StartServer();
   ASSERT_NE(server, nullptr);
