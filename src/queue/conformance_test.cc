@@ -2,9 +2,19 @@
 // the QueueService/Queue interface only. A new backend joins by adding one
 // entry to Backends().
 //
-// Most tests use a FakeClock (time moves only when the test says so) and
-// wait_time 0; the long-poll tests use the real clock with short sends from
-// another thread.
+// Time: a test lets time pass with Pass(). The sqlite and memory backends
+// run on the test's FakeClock, which Pass() moves by exactly that much, so
+// their runs are instant and check each deadline at its exact second. An SQS
+// endpoint keeps its own clock: there Pass() sleeps (plus a margin), so the
+// time-dependent tests use whole-second timeouts and delays of 1–5 s (and
+// SQS's shortest retention, 60 s), chosen so that every "still hidden" check
+// comes at least a second before its deadline and every "visible again"
+// check after it. Most tests use wait_time 0; the long-poll tests use the
+// real clock with short sends from another thread.
+//
+// SQS runs through the SigV4-checking proxy against local-aws-sqs; the
+// tests that meet one of its faults are skipped there with the fault named,
+// and those fauxqs gets right run against fauxqs (QueueConformanceOnFauxqs).
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -42,34 +52,46 @@ struct Backend {
       make;
   // Tests this backend cannot run, with the reason shown when skipped.
   std::map<std::string, std::string> skip = {};
+  // The backend keeps its own clock (an SQS endpoint): it ignores the test's
+  // FakeClock, and Pass() sleeps.
+  bool real_time = false;
 };
 
 // Test names and failure messages show the backend's name.
 void PrintTo(const Backend& backend, std::ostream* os) { *os << backend.name; }
 
 #ifdef POSTLINE_WITH_SQS
-std::map<std::string, std::string> SqsSkips() {
-  const std::string fake_clock =
-      "moves time with the test's FakeClock; an SQS endpoint keeps its own clock";
-  return {
-      {"SendReceiveDeleteRoundTripWithAttributes", fake_clock},
-      {"ReceiptHandleRenewedAndStaleHandleRejected", fake_clock},
-      {"VisibilityTimeoutHidesThenRedelivers", fake_clock},
-      {"ChangeMessageVisibility", fake_clock},
-      {"QueueDelayAndPerMessageDelay", fake_clock},
-      {"ApproximateReceiveCountAndFirstReceiveTimestamp", fake_clock},
-      {"RetentionExpiresOldMessages", fake_clock},
-      {"StatsCountEachState",
-       fake_clock + "; and SQS has no oldest-message age attribute (CloudWatch metric only)"},
-      {"PurgeDeletesEverything",
-       "SQS deletes purged messages asynchronously, within 60 s; local-aws-sqs waits the full "
-       "60 s"},
-      {"BatchesReportEachEntry",
-       "emulator-specific: local-aws-sqs counts in-flight messages in ApproximateNumberOfMessages"},
-      {"RedriveMovesMessageToDeadLetterQueue",
-       "emulator-specific: local-aws-sqs returns a message more than once in one ReceiveMessage "
-       "with VisibilityTimeout 0"},
+// What Amazon SQS itself promises less strictly than the embedded backends.
+// DeleteMessage API reference: with an older receipt handle "the request will
+// succeed, but the message might not be deleted".
+const char kSqsStaleHandle[] =
+    "Amazon SQS accepts a superseded receipt handle (DeleteMessage succeeds, the message may "
+    "stay); rejecting it is the embedded backends' stricter rule";
+
+// Amazon SQS's protocol through the SigV4-checking proxy
+// (tests/peers/aws_peers.mjs), against the SQS emulator `emulator`
+// (local-aws-sqs or fauxqs; a fresh one per service).
+Backend SqsBackend(std::string name, std::string emulator,
+                   std::map<std::string, std::string> skip) {
+  Backend backend;
+  backend.name = std::move(name);
+  backend.real_time = true;
+  backend.skip = std::move(skip);
+  backend.make = [emulator](std::shared_ptr<Clock>,
+                            const std::filesystem::path&) -> std::shared_ptr<QueueService> {
+    struct Holder {
+      std::unique_ptr<testing_support::AwsPeers> peers;
+      std::shared_ptr<SqsQueueService> service;
+    };
+    auto holder = std::make_shared<Holder>();
+    holder->peers = std::make_unique<testing_support::AwsPeers>(
+        std::vector<std::string>{"--sqs", "--sqs-emulator", emulator});
+    EXPECT_TRUE(holder->peers->ok()) << holder->peers->error();
+    if (!holder->peers->ok()) return nullptr;
+    holder->service = holder->peers->SqsService();
+    return std::shared_ptr<QueueService>(holder, holder->service.get());
   };
+  return backend;
 }
 #endif
 
@@ -86,22 +108,31 @@ std::vector<Backend> Backends() {
          return NewMemoryQueueService(std::move(clock));
        }},
 #ifdef POSTLINE_WITH_SQS
-      // Amazon SQS's protocol, through the SigV4-checking proxy, against the
-      // local-aws-sqs emulator (a fresh one per service).
-      {"sqs",
-       [](std::shared_ptr<Clock>, const std::filesystem::path&) -> std::shared_ptr<QueueService> {
-         struct Holder {
-           std::unique_ptr<testing_support::AwsPeers> peers;
-           std::shared_ptr<SqsQueueService> service;
-         };
-         auto holder = std::make_shared<Holder>();
-         holder->peers = std::make_unique<testing_support::AwsPeers>(std::vector<std::string>{"--sqs"});
-         EXPECT_TRUE(holder->peers->ok()) << holder->peers->error();
-         if (!holder->peers->ok()) return nullptr;
-         holder->service = holder->peers->SqsService();
-         return std::shared_ptr<QueueService>(holder, holder->service.get());
-       },
-       SqsSkips()},
+      // The SQS backend's conformance run. Skipped: tests that meet a fault
+      // of local-aws-sqs 2.0.2 (each named with the fault; our code is not
+      // bent to them), and the one rule SQS itself does not promise.
+      SqsBackend(
+          "sqs", "local-aws-sqs",
+          {
+              {"ReceiptHandleRenewedAndStaleHandleRejected", kSqsStaleHandle},
+              {"ChangeMessageVisibility",
+               "emulator-specific: local-aws-sqs accepts ChangeMessageVisibility on a visible "
+               "message (no MessageNotInflight), hides it again and counts a receive; runs on "
+               "fauxqs (QueueConformanceOnFauxqs)"},
+              {"ChangeMessageVisibilityEndsWithinTwelveHoursOfReceive",
+               "emulator-specific: neither local-aws-sqs nor fauxqs enforces the 12-hour ceiling "
+               "after the receive"},
+              {"BatchesReportEachEntry",
+               "emulator-specific: local-aws-sqs counts in-flight messages in "
+               "ApproximateNumberOfMessages (and fauxqs accepts a malformed receipt handle in "
+               "DeleteMessageBatch)"},
+              {"StatsCountEachState",
+               "emulator-specific: local-aws-sqs counts in-flight messages in "
+               "ApproximateNumberOfMessages; runs on fauxqs (QueueConformanceOnFauxqs)"},
+              {"PurgeDeletesEverything",
+               "emulator-specific: local-aws-sqs empties a purged queue only after a fixed 60 s; "
+               "runs on fauxqs (QueueConformanceOnFauxqs)"},
+          }),
 #endif
   };
 }
@@ -125,8 +156,9 @@ class QueueConformance : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
     const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    for (const auto& [name, reason] : GetParam().skip) {
-      if (test.starts_with(name + "/")) GTEST_SKIP() << GetParam().name << ": " << reason;
+    const std::string base = test.substr(0, test.find('/'));
+    if (auto it = GetParam().skip.find(base); it != GetParam().skip.end()) {
+      GTEST_SKIP() << GetParam().name << ": " << it->second;
     }
     ASSERT_FALSE(dir_.path().empty());
     service_ = GetParam().make(clock_, dir_.path());
@@ -151,14 +183,50 @@ class QueueConformance : public ::testing::TestWithParam<Backend> {
     return stats ? *stats : QueueStats{};
   }
 
-  // A second service on the same storage with the real clock, for the
-  // long-poll tests (their waits are real).
+  // A service with the real clock, for the long-poll tests (their waits are
+  // real): a second one for FakeClock backends, the test's own otherwise.
   std::shared_ptr<QueueService> RealClockService() {
+    if (RealTime()) return service_;
     real_dir_ = std::make_unique<TempDir>();
     return GetParam().make(SystemClock(), real_dir_->path());
   }
 
-  void Advance(seconds s) { clock_->Advance(s); }
+  bool RealTime() const { return GetParam().real_time; }
+
+  // Lets `d` pass: moves the FakeClock by exactly `d`, or on a real-time
+  // backend sleeps `d` plus kRealTimeMargin (for the request that follows to
+  // land after a deadline `d` away despite latency and timer granularity).
+  void Pass(milliseconds d) {
+    if (RealTime()) {
+      std::this_thread::sleep_for(d + kRealTimeMargin);
+    } else {
+      clock_->Advance(d);
+    }
+  }
+
+  // The time the backend reads: the FakeClock's, or the system clock's (an
+  // emulator on this machine stamps messages with the same clock).
+  std::chrono::system_clock::time_point Now() const {
+    return RealTime() ? SystemClock()->Now() : clock_->Now();
+  }
+
+  // Expects a millisecond timestamp `t` taken by the backend between
+  // `before` and `after` (read with Now() around the call); on the FakeClock
+  // both are the same instant, so `t` must equal it.
+  static void ExpectBetween(std::chrono::system_clock::time_point t,
+                            std::chrono::system_clock::time_point before,
+                            std::chrono::system_clock::time_point after) {
+    const auto floor_before = std::chrono::floor<milliseconds>(before);
+    EXPECT_GE(t, floor_before) << ToUnixMillis(t) << " < " << ToUnixMillis(floor_before);
+    EXPECT_LE(t, after) << ToUnixMillis(t) << " > " << ToUnixMillis(after);
+  }
+
+  static constexpr milliseconds kRealTimeMargin{300};
+
+  // Test bodies shared with QueueConformanceOnFauxqs.
+  void CheckChangeMessageVisibility();
+  void CheckStatsCountEachState();
+  void CheckPurgeDeletesEverything();
 
   TempDir dir_;
   std::unique_ptr<TempDir> real_dir_;
@@ -188,14 +256,17 @@ TEST_P(QueueConformance, SendReceiveDeleteRoundTripWithAttributes) {
   request.attributes["priority"] = {"Number", "5"};
   request.attributes["blob"] = {"Binary", std::string("\x00\xFF\x01", 3)};
   request.attributes["tenant.id"] = {"String.custom", "acme"};
+  const auto before_send = Now();
   auto sent = queue->SendMessage(request);
+  const auto after_send = Now();
   ASSERT_TRUE(sent) << sent.error().ToString();
   EXPECT_EQ(sent->md5_of_body, "5d41402abc4b2a76b9719d911017c592");
   EXPECT_FALSE(sent->message_id.empty());
 
-  const auto sent_at = clock_->Now();
-  Advance(seconds(3));
-  auto got = MustReceive(*queue, Receive(10));
+  Pass(seconds(1));
+  const auto before_receive = Now();
+  auto got = MustReceive(*queue, Receive(10, 1));
+  const auto after_receive = Now();
   ASSERT_EQ(got.size(), 1u);
   const ReceivedMessage& message = got[0];
   EXPECT_EQ(message.message_id, sent->message_id);
@@ -203,15 +274,17 @@ TEST_P(QueueConformance, SendReceiveDeleteRoundTripWithAttributes) {
   EXPECT_EQ(message.md5_of_body, sent->md5_of_body);
   EXPECT_EQ(message.attributes, request.attributes);
   EXPECT_EQ(message.approximate_receive_count, 1);
-  EXPECT_EQ(message.sent_timestamp, sent_at);
-  EXPECT_EQ(message.first_receive_timestamp, clock_->Now());
+  ExpectBetween(message.sent_timestamp, before_send, after_send);
+  ExpectBetween(message.first_receive_timestamp, before_receive, after_receive);
   EXPECT_TRUE(message.dead_letter_source_queue.empty());
   EXPECT_FALSE(message.receipt_handle.empty());
 
   ASSERT_TRUE(queue->DeleteMessage(message.receipt_handle));
   // SQS: deleting again with the latest handle of a deleted message succeeds.
   EXPECT_TRUE(queue->DeleteMessage(message.receipt_handle));
-  Advance(seconds(60));
+  // The receive's 1 s visibility timeout has run out: a message not deleted
+  // would be back.
+  Pass(seconds(1));
   EXPECT_TRUE(MustReceive(*queue, Receive(10)).empty());
   EXPECT_EQ(Stats(*queue).approximate_number_of_messages, 0);
 }
@@ -219,9 +292,9 @@ TEST_P(QueueConformance, SendReceiveDeleteRoundTripWithAttributes) {
 TEST_P(QueueConformance, ReceiptHandleRenewedAndStaleHandleRejected) {
   auto queue = Create("q");
   ASSERT_TRUE(queue->SendMessage(Body("x")));
-  auto first = MustReceive(*queue, Receive(1, 10));
+  auto first = MustReceive(*queue, Receive(1, 1));
   ASSERT_EQ(first.size(), 1u);
-  Advance(seconds(11));
+  Pass(seconds(1));
   auto second = MustReceive(*queue, Receive(1, 10));
   ASSERT_EQ(second.size(), 1u);
   EXPECT_EQ(second[0].message_id, first[0].message_id);
@@ -231,6 +304,20 @@ TEST_P(QueueConformance, ReceiptHandleRenewedAndStaleHandleRejected) {
               "ReceiptHandleIsInvalid");
   ExpectError(queue->ChangeMessageVisibility(first[0].receipt_handle, 5), ErrorKind::kInvalidInput,
               "ReceiptHandleIsInvalid");
+  EXPECT_TRUE(queue->DeleteMessage(second[0].receipt_handle));
+}
+
+TEST_P(QueueConformance, ReceiptHandleRenewedAndForeignHandlesRejected) {
+  auto queue = Create("q");
+  ASSERT_TRUE(queue->SendMessage(Body("x")));
+  auto first = MustReceive(*queue, Receive(1, 1));
+  ASSERT_EQ(first.size(), 1u);
+  Pass(seconds(1));
+  auto second = MustReceive(*queue, Receive(1, 10));
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].message_id, first[0].message_id);
+  EXPECT_NE(second[0].receipt_handle, first[0].receipt_handle);
+
   ExpectError(queue->DeleteMessage("not-a-handle"), ErrorKind::kInvalidInput,
               "ReceiptHandleIsInvalid");
   ExpectError(queue->DeleteMessage(std::string(32, '0') + "no-such-message"),
@@ -239,37 +326,41 @@ TEST_P(QueueConformance, ReceiptHandleRenewedAndStaleHandleRejected) {
   auto other = Create("other");
   ExpectError(other->DeleteMessage(second[0].receipt_handle), ErrorKind::kInvalidInput,
               "ReceiptHandleIsInvalid");
+  // The refused deletes left the message in flight; the latest handle deletes it.
+  EXPECT_EQ(Stats(*queue).approximate_number_of_messages_not_visible, 1);
   EXPECT_TRUE(queue->DeleteMessage(second[0].receipt_handle));
+  EXPECT_EQ(Stats(*queue).approximate_number_of_messages_not_visible, 0);
 }
 
 TEST_P(QueueConformance, VisibilityTimeoutHidesThenRedelivers) {
   QueueAttributes attributes;
-  attributes.visibility_timeout_seconds = 30;
+  attributes.visibility_timeout_seconds = 3;
   auto queue = Create("q", attributes);
   ASSERT_TRUE(queue->SendMessage(Body("x")));
   ASSERT_EQ(MustReceive(*queue, Receive()).size(), 1u);
   EXPECT_TRUE(MustReceive(*queue, Receive()).empty());
-  Advance(seconds(29));
+  Pass(seconds(1));
   EXPECT_TRUE(MustReceive(*queue, Receive()).empty());
-  Advance(seconds(1));
-  auto again = MustReceive(*queue, Receive());
+  Pass(seconds(2));
+  // The request's own timeout (1 s) overrides the queue's (3 s).
+  auto again = MustReceive(*queue, Receive(1, 1));
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(again[0].approximate_receive_count, 2);
-  // The request's own timeout overrides the queue's.
-  Advance(seconds(30));
-  ASSERT_EQ(MustReceive(*queue, Receive(1, 5)).size(), 1u);
-  Advance(seconds(5));
-  EXPECT_EQ(MustReceive(*queue, Receive()).size(), 1u);
+  Pass(seconds(1));
+  auto third = MustReceive(*queue, Receive());
+  ASSERT_EQ(third.size(), 1u);
+  EXPECT_EQ(third[0].approximate_receive_count, 3);
 }
 
-TEST_P(QueueConformance, ChangeMessageVisibility) {
+// Also run against fauxqs (QueueConformanceOnFauxqs).
+void QueueConformance::CheckChangeMessageVisibility() {
   auto queue = Create("q");
   ASSERT_TRUE(queue->SendMessage(Body("x")));
-  auto got = MustReceive(*queue, Receive(1, 300));
+  auto got = MustReceive(*queue, Receive(1, 1));
   ASSERT_EQ(got.size(), 1u);
   // Extend: still hidden after the original timeout would have passed.
-  ASSERT_TRUE(queue->ChangeMessageVisibility(got[0].receipt_handle, 600));
-  Advance(seconds(301));
+  ASSERT_TRUE(queue->ChangeMessageVisibility(got[0].receipt_handle, 3));
+  Pass(seconds(1));
   EXPECT_TRUE(MustReceive(*queue, Receive()).empty());
   // 0 releases at once.
   ASSERT_TRUE(queue->ChangeMessageVisibility(got[0].receipt_handle, 0));
@@ -277,27 +368,37 @@ TEST_P(QueueConformance, ChangeMessageVisibility) {
   // Now visible, hence not in flight.
   ExpectError(queue->ChangeMessageVisibility(got[0].receipt_handle, 10), ErrorKind::kInvalidInput,
               "MessageNotInflight");
-  auto again = MustReceive(*queue, Receive(1, 43200));
+  auto again = MustReceive(*queue, Receive(1, 60));
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(again[0].approximate_receive_count, 2);
-  // Visibility may not reach beyond 12 hours after the receive.
-  Advance(seconds(43000));
-  ExpectError(queue->ChangeMessageVisibility(again[0].receipt_handle, 43200),
-              ErrorKind::kInvalidInput, "InvalidParameterValue");
   EXPECT_TRUE(queue->ChangeMessageVisibility(again[0].receipt_handle, 100));
   EXPECT_TRUE(queue->DeleteMessage(again[0].receipt_handle));
+}
+TEST_P(QueueConformance, ChangeMessageVisibility) { CheckChangeMessageVisibility(); }
+
+TEST_P(QueueConformance, ChangeMessageVisibilityEndsWithinTwelveHoursOfReceive) {
+  auto queue = Create("q");
+  ASSERT_TRUE(queue->SendMessage(Body("x")));
+  auto got = MustReceive(*queue, Receive(1, 43200));
+  ASSERT_EQ(got.size(), 1u);
+  // A second after the receive, 43200 s from now is a second too far.
+  Pass(seconds(1));
+  ExpectError(queue->ChangeMessageVisibility(got[0].receipt_handle, 43200),
+              ErrorKind::kInvalidInput, "InvalidParameterValue");
+  EXPECT_TRUE(queue->ChangeMessageVisibility(got[0].receipt_handle, 100));
+  EXPECT_TRUE(queue->DeleteMessage(got[0].receipt_handle));
 }
 
 TEST_P(QueueConformance, QueueDelayAndPerMessageDelay) {
   QueueAttributes attributes;
-  attributes.delay_seconds = 5;
+  attributes.delay_seconds = 3;
   auto queue = Create("delayed", attributes);
   ASSERT_TRUE(queue->SendMessage(Body("queue-delay")));
   SendMessageRequest now = Body("no-delay");
   now.delay_seconds = 0;
   ASSERT_TRUE(queue->SendMessage(now));
   SendMessageRequest later = Body("long-delay");
-  later.delay_seconds = 60;
+  later.delay_seconds = 5;
   ASSERT_TRUE(queue->SendMessage(later));
 
   QueueStats stats = Stats(*queue);
@@ -307,16 +408,15 @@ TEST_P(QueueConformance, QueueDelayAndPerMessageDelay) {
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].body, "no-delay");
   ASSERT_TRUE(queue->DeleteMessage(got[0].receipt_handle));
-  Advance(seconds(4));
+  Pass(seconds(1));
   EXPECT_TRUE(MustReceive(*queue, Receive(10)).empty());
-  Advance(seconds(1));
+  Pass(seconds(2));
+  // The queue's delay is over, the message's own 5 s are not.
   got = MustReceive(*queue, Receive(10));
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].body, "queue-delay");
   ASSERT_TRUE(queue->DeleteMessage(got[0].receipt_handle));
-  Advance(seconds(54));
-  EXPECT_TRUE(MustReceive(*queue, Receive(10)).empty());
-  Advance(seconds(1));
+  Pass(seconds(2));
   got = MustReceive(*queue, Receive(10));
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].body, "long-delay");
@@ -325,13 +425,22 @@ TEST_P(QueueConformance, QueueDelayAndPerMessageDelay) {
 TEST_P(QueueConformance, ApproximateReceiveCountAndFirstReceiveTimestamp) {
   auto queue = Create("q");
   ASSERT_TRUE(queue->SendMessage(Body("x")));
-  const auto first_time = clock_->Now();
+  Pass(milliseconds(500));
+  std::chrono::system_clock::time_point first_receive;
   for (int i = 1; i <= 3; ++i) {
+    const auto before = Now();
     auto got = MustReceive(*queue, Receive(1, 0));
+    const auto after = Now();
     ASSERT_EQ(got.size(), 1u);
     EXPECT_EQ(got[0].approximate_receive_count, i);
-    EXPECT_EQ(got[0].first_receive_timestamp, first_time);
-    Advance(seconds(7));
+    if (i == 1) {
+      ExpectBetween(got[0].first_receive_timestamp, before, after);
+      first_receive = got[0].first_receive_timestamp;
+    } else {
+      // Later receives keep the first one's time.
+      EXPECT_EQ(got[0].first_receive_timestamp, first_receive);
+    }
+    Pass(milliseconds(500));
   }
 }
 
@@ -348,8 +457,9 @@ TEST_P(QueueConformance, RedriveMovesMessageToDeadLetterQueue) {
   ASSERT_TRUE(sent);
   ASSERT_TRUE(queue->SendMessage(Body("healthy")));
 
+  // Each receive hides the messages for 1 s.
   for (int i = 1; i <= 2; ++i) {
-    auto got = MustReceive(*queue, Receive(10, 0));
+    auto got = MustReceive(*queue, Receive(10, 1));
     ASSERT_EQ(got.size(), 2u);
     for (const auto& m : got) {
       EXPECT_EQ(m.approximate_receive_count, i);
@@ -357,9 +467,10 @@ TEST_P(QueueConformance, RedriveMovesMessageToDeadLetterQueue) {
         ASSERT_TRUE(queue->DeleteMessage(m.receipt_handle));
       }
     }
+    Pass(seconds(1));
   }
   // Third receive: the poison message has been received twice; it moves.
-  EXPECT_TRUE(MustReceive(*queue, Receive(10, 0)).empty());
+  EXPECT_TRUE(MustReceive(*queue, Receive(10, 1)).empty());
   EXPECT_EQ(Stats(*queue).approximate_number_of_messages, 0);
   EXPECT_EQ(Stats(*dlq).approximate_number_of_messages, 1);
   auto dead = MustReceive(*dlq, Receive(10));
@@ -373,22 +484,30 @@ TEST_P(QueueConformance, RedriveMovesMessageToDeadLetterQueue) {
 }
 
 TEST_P(QueueConformance, RetentionExpiresOldMessages) {
+  // 60 s is the shortest retention SQS accepts; on a real-time backend this
+  // test takes about 65 s.
   QueueAttributes attributes;
   attributes.message_retention_seconds = 60;
   auto queue = Create("short", attributes);
   ASSERT_TRUE(queue->SendMessage(Body("old")));
-  Advance(seconds(30));
+  Pass(seconds(3));
   ASSERT_TRUE(queue->SendMessage(Body("young")));
-  Advance(seconds(29));
+  Pass(seconds(55));
   EXPECT_EQ(Stats(*queue).approximate_number_of_messages, 2);
-  Advance(seconds(2));
+  Pass(seconds(3));
+  // "old" is 61 s old, "young" 58 s.
   QueueStats stats = Stats(*queue);
   EXPECT_EQ(stats.approximate_number_of_messages, 1);
-  EXPECT_EQ(stats.approximate_age_of_oldest_message_seconds, 31);
+  // SQS has no queue attribute for the oldest message's age (it is the
+  // CloudWatch metric ApproximateAgeOfOldestMessage; postline/sqs.h reports 0).
+  if (!RealTime()) {
+    EXPECT_EQ(stats.approximate_age_of_oldest_message_seconds, 58);
+  }
   auto got = MustReceive(*queue, Receive(10));
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].body, "young");
-  Advance(seconds(60));
+  // Retention also ends a message in flight.
+  Pass(seconds(3));
   EXPECT_TRUE(MustReceive(*queue, Receive(10)).empty());
   EXPECT_EQ(Stats(*queue).approximate_number_of_messages_not_visible, 0);
 }
@@ -555,25 +674,32 @@ TEST_P(QueueConformance, BodyCharacters) {
   EXPECT_EQ(bodies, (std::set<std::string>{emoji, max_code_point}));
 }
 
-TEST_P(QueueConformance, StatsCountEachState) {
+// Also run against fauxqs (QueueConformanceOnFauxqs).
+void QueueConformance::CheckStatsCountEachState() {
   auto queue = Create("stats");
   EXPECT_EQ(Stats(*queue).approximate_age_of_oldest_message_seconds, 0);
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(queue->SendMessage(Body("v" + std::to_string(i))));
   SendMessageRequest delayed = Body("d");
   delayed.delay_seconds = 600;
   ASSERT_TRUE(queue->SendMessage(delayed));
-  Advance(seconds(10));
+  Pass(seconds(1));
   ASSERT_EQ(MustReceive(*queue, Receive(1, 300)).size(), 1u);
   QueueStats stats = Stats(*queue);
   EXPECT_EQ(stats.approximate_number_of_messages, 2);
   EXPECT_EQ(stats.approximate_number_of_messages_not_visible, 1);
   EXPECT_EQ(stats.approximate_number_of_messages_delayed, 1);
-  EXPECT_EQ(stats.approximate_age_of_oldest_message_seconds, 10);
+  // SQS has no queue attribute for the oldest message's age (it is the
+  // CloudWatch metric ApproximateAgeOfOldestMessage; postline/sqs.h reports 0).
+  if (!RealTime()) {
+    EXPECT_EQ(stats.approximate_age_of_oldest_message_seconds, 1);
+  }
   EXPECT_EQ(stats.attributes.visibility_timeout_seconds, 30);
   EXPECT_EQ(stats.attributes.maximum_message_size, 262144);
 }
+TEST_P(QueueConformance, StatsCountEachState) { CheckStatsCountEachState(); }
 
-TEST_P(QueueConformance, PurgeDeletesEverything) {
+// Also run against fauxqs (QueueConformanceOnFauxqs).
+void QueueConformance::CheckPurgeDeletesEverything() {
   auto queue = Create("purge");
   auto other = Create("keep");
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(queue->SendMessage(Body("x")));
@@ -587,6 +713,7 @@ TEST_P(QueueConformance, PurgeDeletesEverything) {
   EXPECT_TRUE(MustReceive(*queue, Receive(10)).empty());
   EXPECT_EQ(Stats(*other).approximate_number_of_messages, 1);
 }
+TEST_P(QueueConformance, PurgeDeletesEverything) { CheckPurgeDeletesEverything(); }
 
 TEST_P(QueueConformance, CreateGetListQueues) {
   QueueAttributes attributes;
@@ -795,6 +922,26 @@ INSTANTIATE_TEST_SUITE_P(Backends, QueueConformance, ::testing::ValuesIn(Backend
                          [](const ::testing::TestParamInfo<Backend>& param_info) {
                            return param_info.param.name;
                          });
+
+#ifdef POSTLINE_WITH_SQS
+// The tests local-aws-sqs cannot run (see the sqs backend's skips), on the
+// SQS backend against fauxqs 1.9.2. Only these: fauxqs has faults of its own
+// elsewhere (no retention; a malformed or superseded receipt handle deletes
+// nothing and raises no error; a message moved to a DLQ keeps its receive
+// count and has no DeadLetterQueueSourceArn; a body with a character above
+// U+FFFF is refused; no 12-hour visibility ceiling).
+class QueueConformanceOnFauxqs : public QueueConformance {};
+
+TEST_P(QueueConformanceOnFauxqs, ChangeMessageVisibility) { CheckChangeMessageVisibility(); }
+TEST_P(QueueConformanceOnFauxqs, StatsCountEachState) { CheckStatsCountEachState(); }
+TEST_P(QueueConformanceOnFauxqs, PurgeDeletesEverything) { CheckPurgeDeletesEverything(); }
+
+INSTANTIATE_TEST_SUITE_P(Backends, QueueConformanceOnFauxqs,
+                         ::testing::Values(SqsBackend("sqs_fauxqs", "fauxqs", {})),
+                         [](const ::testing::TestParamInfo<Backend>& param_info) {
+                           return param_info.param.name;
+                         });
+#endif
 
 }  // namespace
 }  // namespace postline

@@ -1,13 +1,16 @@
-// AWS test peers for postline's tests: an SQS emulator (local-aws-sqs), an
-// SES emulator (aws-ses-v2-local), an S3 emulator (fauxqs), and in front of them a proxy that checks
+// AWS test peers for postline's tests: an SQS emulator (local-aws-sqs, or
+// fauxqs), an SES emulator (aws-ses-v2-local), an S3 emulator (fauxqs), and in front of them a proxy that checks
 // every request's SigV4 signature with the AWS SDK for JavaScript's signer
 // (@smithy/signature-v4) before forwarding it. The emulators check no
 // signatures; the proxy is what makes a wrongly signed request fail.
 //
-// Usage: node aws_peers.mjs [--sqs] [--ses] [--s3 BUCKET]... [--ses-paused] [--session-token TOKEN]
+// Usage: node aws_peers.mjs [--sqs] [--sqs-emulator local-aws-sqs|fauxqs] [--ses] [--s3 BUCKET]... [--ses-paused] [--session-token TOKEN]
 //                           [--deny sqs:DeleteMessage,ses:SendEmail] [--port N]
 //                           [--host ADDR]   (the proxy's address; default 127.0.0.1)
 //                           [--keep-running] (do not stop when stdin closes; for containers)
+//   --sqs-emulator picks the SQS emulator behind the proxy (default
+//   local-aws-sqs; fauxqs for the behaviours local-aws-sqs gets wrong, e.g.
+//   its PurgeQueue takes a fixed 60 s).
 // Prints one JSON line on stdout once listening:
 //   {"endpoint":"http://127.0.0.1:P","sqs":"http://127.0.0.1:Q","ses":"http://127.0.0.1:R"}
 // and runs until SIGTERM/SIGINT or (without --keep-running) stdin closes.
@@ -55,10 +58,11 @@ class Sha256 {
 }
 
 function parseArgs(argv) {
-  const args = { sqs: false, ses: false, sessionToken: "", deny: [], port: 0, host: "127.0.0.1", s3Buckets: [] };
+  const args = { sqs: false, sqsEmulator: "local-aws-sqs", ses: false, sessionToken: "", deny: [], port: 0, host: "127.0.0.1", s3Buckets: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--sqs") args.sqs = true;
+    else if (a === "--sqs-emulator") args.sqsEmulator = argv[++i];
     else if (a === "--ses") args.ses = true;
     else if (a === "--session-token") args.sessionToken = argv[++i];
     else if (a === "--deny") args.deny = argv[++i].split(",").filter(Boolean);
@@ -68,6 +72,9 @@ function parseArgs(argv) {
     else if (a === "--keep-running") args.keepRunning = true;
     else if (a === "--s3") args.s3Buckets.push(argv[++i]);
     else throw new Error(`unknown argument ${a}`);
+  }
+  if (!["local-aws-sqs", "fauxqs"].includes(args.sqsEmulator)) {
+    throw new Error(`--sqs-emulator: ${args.sqsEmulator} is not local-aws-sqs or fauxqs`);
   }
   return args;
 }
@@ -165,7 +172,19 @@ async function main() {
   const args = parseArgs(process.argv.slice(2));
   const upstream = {};
   const servers = [];
-  if (args.sqs) {
+  let fauxqs = null;
+  const startFauxqsOnce = async () => {
+    // fauxqs serves SQS and S3 on one port; it listens on every interface,
+    // we address it as 127.0.0.1 only.
+    if (!fauxqs) {
+      fauxqs = await startFauxqs({ port: 0, logger: false, init: { buckets: args.s3Buckets } });
+      servers.push(fauxqs);
+    }
+    return fauxqs;
+  };
+  if (args.sqs && args.sqsEmulator === "fauxqs") {
+    upstream.sqs = (await startFauxqsOnce()).port;
+  } else if (args.sqs) {
     const sqs = await createSqsServer({ port: 0, hostname: "127.0.0.1", emulateQueueCreationLifecycle: false });
     servers.push(sqs);
     upstream.sqs = listenPort(sqs);
@@ -185,11 +204,8 @@ async function main() {
     upstream.ses = listenPort(ses);
   }
   if (args.s3Buckets.length) {
-    // fauxqs serves S3 (path-style here); it listens on every interface, we
-    // address it as 127.0.0.1 only.
-    const s3 = await startFauxqs({ port: 0, logger: false, init: { buckets: args.s3Buckets } });
-    servers.push(s3);
-    upstream.s3 = s3.port;
+    // S3 is path-style here.
+    upstream.s3 = (await startFauxqsOnce()).port;
   }
   let deny = new Set(args.deny);
   // Injected faults: action → {status, code, count} answered instead of forwarding.
