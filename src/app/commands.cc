@@ -241,8 +241,44 @@ int RunSend(Context& ctx, const SendOptions& o) {
     line_numbers.push_back(line_no);
   }
   if (auto ok = OpenQueues(ctx); !ok) return PrintError(ok.error(), ExitCodeFor(ok.error()));
+  // Idempotency keys are claimed as for a single envelope: a key seen before
+  // (in an earlier run or earlier in this file) is a replay and not queued.
+  auto store = std::dynamic_pointer_cast<StatusStore>(ctx.status);
+  std::vector<std::pair<std::string, std::string>> claimed;  // (key, envelope id)
+  const auto release_claims = [&] {
+    for (const auto& [key, id] : claimed) (void)store->ReleaseIdempotencyKey(key, id);
+  };
+  std::size_t replayed = 0;
+  if (store) {
+    std::vector<Email> fresh;
+    std::vector<int> fresh_lines;
+    for (std::size_t i = 0; i < emails.size(); ++i) {
+      const std::string key = emails[i].idempotency_key;
+      if (!key.empty()) {
+        auto claim = store->ClaimIdempotencyKey(key, emails[i].id);
+        if (!claim) {
+          release_claims();
+          Error e = claim.error();
+          e.message = fmt::format("line {}: {}", line_numbers[i], e.message);
+          return PrintError(e, ExitCodeFor(e));
+        }
+        if (claim->existed) {
+          ++replayed;
+          continue;
+        }
+        claimed.emplace_back(key, emails[i].id);
+      }
+      fresh.push_back(std::move(emails[i]));
+      fresh_lines.push_back(line_numbers[i]);
+    }
+    emails = std::move(fresh);
+    line_numbers = std::move(fresh_lines);
+  }
+  std::vector<std::pair<std::string, std::string>> keys;  // per e-mail: (key, envelope id)
+  for (const auto& e : emails) keys.emplace_back(e.idempotency_key, e.id);
   auto results = EnqueueEmails(ctx.queues, std::move(emails), *SystemClock(), ctx.status.get());
   if (!results) {
+    release_claims();
     // "[i] …" → "line N: …"
     Error e = results.error();
     std::size_t i = 0;
@@ -254,11 +290,24 @@ int RunSend(Context& ctx, const SendOptions& o) {
     return PrintError(e, ExitCodeFor(e));
   }
   std::size_t queued = 0;
-  for (const auto& r : *results) {
-    if (!r) return PrintError(r.error(), ExitCodeFor(r.error()));
+  std::optional<Error> failed;
+  for (std::size_t i = 0; i < results->size(); ++i) {
+    const auto& r = (*results)[i];
+    if (!r) {
+      if (store && !keys[i].first.empty()) {
+        (void)store->ReleaseIdempotencyKey(keys[i].first, keys[i].second);
+      }
+      if (!failed) failed = r.error();
+      continue;
+    }
+    if (store && !keys[i].first.empty()) (void)store->SetIdempotencyQueue(keys[i].first, r->queue);
     ++queued;
   }
-  std::cout << json{{"queued", queued}}.dump() << "\n";
+  if (failed) {
+    failed->message = fmt::format("{} of {} queued; {}", queued, results->size(), failed->message);
+    return PrintError(*failed, ExitCodeFor(*failed));
+  }
+  std::cout << json{{"queued", queued}, {"replayed", replayed}}.dump() << "\n";
   return kExitOk;
 }
 

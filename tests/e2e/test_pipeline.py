@@ -230,6 +230,25 @@ class PipelineTest(PostlineTestCase):
         self.run_worker()
         self.assertEqual(len(server.messages()), 1)
 
+    def test_idempotency_keys_in_jsonl_queue_once(self):
+        server = self.smtp()
+        lines = [json.dumps({"from": "billing@kokoka.example", "to": f"c{i}@example.com",
+                             "subject": f"Invoice {i}", "text": "attached",
+                             "idempotency_key": f"invoice-{i}"}) for i in range(3)]
+        lines.append(json.dumps({"from": "billing@kokoka.example", "to": "c0@example.com",
+                                 "subject": "Invoice 0 again", "text": "attached",
+                                 "idempotency_key": "invoice-0"}))
+        lines.append(json.dumps({"from": "billing@kokoka.example", "to": "x@example.com",
+                                 "subject": "No key", "text": "attached"}))
+        path = self.write("invoices.jsonl", "\n".join(lines) + "\n")
+        first = json.loads(self.run_postline("send", "--jsonl", path).stdout)
+        self.assertEqual(first, {"queued": 4, "replayed": 1})
+        again = json.loads(self.run_postline("send", "--jsonl", path).stdout)
+        self.assertEqual(again, {"queued": 1, "replayed": 4})
+        self.run_worker()
+        subjects = sorted(str(parse(raw)["Subject"]) for _, _, raw in server.messages())
+        self.assertEqual(subjects, ["Invoice 0", "Invoice 1", "Invoice 2", "No key", "No key"])
+
     def test_sigterm_finishes_and_releases(self):
         server = self.smtp("--stall-before-250", "0.2")
         lines = [json.dumps({"from": "billing@kokoka.example", "to": f"r{i}@example.com",
