@@ -186,6 +186,9 @@ class Queue {
   // message with its last handle succeeds (SQS is idempotent here); a handle
   // superseded by a later receive is ReceiptHandleIsInvalid. The deleting
   // handle keeps succeeding for 12 hours (the longest a handle can be in use).
+  // On the sqs backend a superseded handle is not reliably refused: per the
+  // SQS API reference (DeleteMessage), a call with an older handle can
+  // succeed without deleting the message (the sent log covers that case).
   virtual Result<void> DeleteMessage(std::string_view receipt_handle) = 0;
 
   virtual Result<std::vector<BatchEntryResult<void>>> DeleteMessageBatch(
