@@ -6,8 +6,9 @@ in front of the local-aws-sqs emulator while `postline worker` delivers
 COUNT e-mails to a local SMTP server (tests/peers/smtp_server.py), then while
 it idles for IDLE seconds. Not a test: it prints the figures.
 
-Usage: bench/sqs_requests.py BUILD_DIR [COUNT=1000] [IDLE=120]
-       (POSTLINE_CONCURRENCY in the environment: the worker's senders, default 4)
+Usage: bench/sqs_requests.py BUILD_DIR [COUNT=1000] [IDLE=120] [STALL=0]
+       (POSTLINE_CONCURRENCY in the environment: the worker's senders, default 4;
+       STALL: seconds the SMTP server waits before each 250, for a slower server)
 Targets: <= 0.35 requests per e-mail; <= 180 ReceiveMessage per queue per hour idle.
 """
 import json
@@ -27,13 +28,15 @@ def main():
     build = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build")
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
     idle = int(sys.argv[3]) if len(sys.argv) > 3 else 120
+    stall = sys.argv[4] if len(sys.argv) > 4 else "0"
     postline = os.path.abspath(os.path.join(build, "src", "app", "postline"))
     tmp = tempfile.mkdtemp(prefix="postline-sqs-bench-")
     peers = subprocess.Popen(["node", os.path.join(PEERS, "aws_peers.mjs"), "--sqs"],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     endpoint = json.loads(peers.stdout.readline())["endpoint"]
     smtp = subprocess.Popen(["/usr/bin/python3", os.path.join(PEERS, "smtp_server.py"), "--host",
-                             "127.0.0.1", "--port", "0", "--maildir", os.path.join(tmp, "mail")],
+                             "127.0.0.1", "--port", "0", "--maildir", os.path.join(tmp, "mail")]
+                            + (["--stall-before-250", stall] if float(stall) > 0 else []),
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     smtp_port = json.loads(smtp.stdout.readline())["port"]
     env = {"PATH": os.environ["PATH"], "HOME": tmp, "POSTLINE_DATA_DIR": os.path.join(tmp, "var"),
@@ -79,7 +82,7 @@ def main():
         busy = counts()
         total = sum(busy.values())
         print(f"delivered {count} e-mails in {busy_s:.1f} s "
-              f"(POSTLINE_CONCURRENCY={env['POSTLINE_CONCURRENCY']})")
+              f"(POSTLINE_CONCURRENCY={env['POSTLINE_CONCURRENCY']}, SMTP stall {stall} s)")
         print(f"SQS requests while delivering: {total} = {total / count:.3f} per e-mail (target <= 0.35)")
         for k, v in sorted(busy.items()):
             print(f"  {k:32} {v:6}  {v / count:.3f}/e-mail")

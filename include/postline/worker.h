@@ -12,15 +12,30 @@
 // After maxReceiveCount receives the queue's RedrivePolicy moves a message to
 // the DLQ by itself.
 //
-// Lanes: the priority queue (priority 1–3) is received by its own long-poll
-// loop and its messages are handed to the next free sender before any
-// regular message; regular messages are received only when a sender is idle,
-// so a regular backlog holds at most `concurrency` messages in flight and
-// never delays a priority e-mail by more than one send.
+// Lanes: each queue is received by its own long-poll loop into its own
+// buffer, and a sender that becomes free always takes the oldest priority
+// message (priority 1–3) before any regular one, so a regular backlog never
+// delays a priority e-mail by more than the sends already in progress.
+//
+// Receiving ahead (docs/delivery.md "Receiving"): a lane's loop asks for
+// kMaxBatchEntries (10) messages per ReceiveMessage whenever its buffer holds
+// at most `concurrency` messages, so a buffer never holds more than
+// 10 + concurrency received-but-unstarted messages per lane. The regular lane
+// also waits while more than `concurrency` priority messages are buffered.
+// Buffered messages are covered by the visibility heartbeat from the moment
+// of the receive; heartbeat extensions due together, and the releases at
+// shutdown, go out as ChangeMessageVisibilityBatch requests (≤ 10 entries).
+// Senders that stop taking messages (a hung send or log) do not keep the
+// buffered ones hidden: see `stall_release_seconds`.
+// While Run is active, deletes are collected per queue for at most
+// `delete_batch_window_ms` (and a tenth of the visibility timeout), or until
+// 10 are waiting, and sent as one DeleteMessageBatch; the sender does not
+// wait for them. An idle worker makes
+// one long poll per queue per `wait_time_seconds`.
 //
 // Thread-safety: a Worker is driven by one Run call; its internals use
-// `concurrency` sender threads, one receiver thread per lane and a visibility
-// heartbeat thread.
+// `concurrency` sender threads, one receiver thread per lane, a visibility
+// heartbeat thread and a delete-batching thread.
 #pragma once
 
 #include <atomic>
@@ -111,6 +126,23 @@ struct WorkerSettings {
   int priority_reserve_percent = 20;
   // Sent-log records older than this are pruned (at start, then hourly).
   int sent_log_retention_seconds = 2592000;  // 30 days
+  // While Run is active: how long, in milliseconds, a settled message's
+  // delete may wait for others of the same queue to share one
+  // DeleteMessageBatch (sent at once when 10 are waiting). The window used
+  // is min(delete_batch_window_ms, visibility_timeout_seconds × 100 ms): a
+  // tenth of the visibility timeout at most, so the message is still hidden
+  // when its delete goes out. The sent log has recorded a sent e-mail before
+  // its delete is queued, so a redelivery meanwhile is recognised as a
+  // duplicate. 0: each delete is sent by the sender itself, synchronously
+  // (as Handle does outside Run).
+  int delete_batch_window_ms = 1000;
+  // Received messages wait in the worker's buffers only while its senders
+  // make progress: once the oldest buffered message has waited
+  // max(visibility_timeout_seconds, stall_release_seconds) seconds and no
+  // sender has taken a message for as long, every buffered message is
+  // released (visibility 0) for other workers, and the worker receives again
+  // only when one of its senders comes back for work.
+  int stall_release_seconds = 30;
 };
 
 // Exponential backoff with full jitter, clamped: a uniformly random number of
@@ -138,7 +170,8 @@ struct WorkerStats {
 
 namespace worker_internal {
 class RateLimiter;
-}
+class DeleteBatcher;
+}  // namespace worker_internal
 
 // --- dead letters (for `postline dlq`) ------------------------------------------
 
@@ -186,8 +219,13 @@ class Worker {
   ~Worker();
 
   // Runs until `stop` is requested, then stops receiving, lets in-progress
-  // sends finish, releases received-but-unstarted messages (visibility 0) and
-  // returns. Returns an error only when the worker could not start.
+  // sends finish, sends the deletes still being collected, releases
+  // received-but-unstarted messages (visibility 0, in
+  // ChangeMessageVisibilityBatch requests of ≤ 10 per queue) and returns; a
+  // message received after the stop is released the same way. Returns an
+  // error only when the worker could not start (kInternal
+  // "worker_misconfigured" when a queue is missing). Queue failures while
+  // running are logged and retried, never returned.
   Result<void> Run(std::stop_token stop);
 
   // Handles one received message completely (decode, dedupe, send, settle).
@@ -195,7 +233,9 @@ class Worker {
   // senders; public so tests can drive a single message. The message is
   // covered by the visibility heartbeat (when Run is active) until settled.
   // Before sending it waits for the rate limiter; when Run is stopped
-  // meanwhile, the message is released (visibility 0) unsent.
+  // meanwhile, the message is released (visibility 0) unsent. Outside Run
+  // (and with delete_batch_window_ms 0) the delete is done before this
+  // returns; inside Run it is handed to the delete batcher.
   void Handle(Transport& transport, Queue& queue, Queue& dlq, const ReceivedMessage& message);
 
   // Current send rate limit in messages per second (0: unlimited).
@@ -218,6 +258,9 @@ class Worker {
   // Extends the message's visibility now when less than half of it is left;
   // false when the queue says the message is no longer ours.
   bool EnsureVisibility(std::uint64_t token);
+  // One heartbeat tick: extends every tracked message that is due, per queue
+  // in ChangeMessageVisibilityBatch requests of ≤ 10 entries (a single due
+  // message: ChangeMessageVisibility).
   void Heartbeat();
   void Settle(Queue& queue, const ReceivedMessage& message, std::string_view envelope_id);
   void DeadLetter(Queue& queue, Queue& dlq, const ReceivedMessage& message,
@@ -238,6 +281,9 @@ class Worker {
   std::mutex rng_mu_;
   std::mt19937_64 rng_;
   std::unique_ptr<worker_internal::RateLimiter> limiter_;
+  // Set by Run before its threads start and reset after they are joined;
+  // null outside Run (Settle deletes synchronously then).
+  std::unique_ptr<worker_internal::DeleteBatcher> deleter_;
   // Envelope ids sent while the sent log could not be written (disk full).
   std::mutex unrecorded_mu_;
   std::set<std::string> unrecorded_;
@@ -253,6 +299,11 @@ class Worker {
     bool lost = false;        // the queue refused an extension: another receiver has it
     bool cap_logged = false;  // the 12-hour ceiling was reached and logged
   };
+  // Records the result of one extension of `f` to `extend` seconds from
+  // `now`; false when the message is no longer ours (stale handle) or its
+  // visibility has lapsed. REQUIRES: inflight_mu_ held.
+  bool ApplyExtension(InFlight& f, const Result<void>& result,
+                      std::chrono::steady_clock::time_point now, int extend);
   std::map<std::uint64_t, InFlight> inflight_;
   std::uint64_t next_inflight_id_ = 0;
 };

@@ -36,7 +36,158 @@ std::string AttributeText(std::string_view text, std::size_t max_bytes = 1024) {
   return out.empty() ? std::string("-") : out;
 }
 
+// A received message to give back at once (visibility 0).
+struct Release {
+  std::string receipt_handle;
+  std::string message_id;
+};
+
+// Releases `messages` of `queue` in ChangeMessageVisibilityBatch requests of
+// at most 10 entries (one ChangeMessageVisibility for a single message).
+// Failures are logged; the message then reappears when its timeout ends.
+void ReleaseMessages(Queue& queue, const std::vector<Release>& messages, const Log& log) {
+  auto failed = [&](const Release& m, const Error& error) {
+    log.Warn("release_failed",
+             {{"message_id", m.message_id}, {"queue", queue.name()}, {"error", error.ToString()}});
+  };
+  for (std::size_t begin = 0; begin < messages.size(); begin += kMaxBatchEntries) {
+    const std::size_t end = std::min(messages.size(), begin + kMaxBatchEntries);
+    if (end - begin == 1) {
+      if (auto r = queue.ChangeMessageVisibility(messages[begin].receipt_handle, 0); !r) {
+        failed(messages[begin], r.error());
+      }
+      continue;
+    }
+    std::vector<Queue::VisibilityChange> changes;
+    for (std::size_t i = begin; i < end; ++i) {
+      changes.push_back({fmt::format("r{}", i - begin), messages[i].receipt_handle, 0});
+    }
+    auto results = queue.ChangeMessageVisibilityBatch(changes);
+    for (std::size_t i = begin; i < end; ++i) {
+      if (!results) {
+        failed(messages[i], results.error());
+        continue;
+      }
+      for (const auto& r : *results) {
+        if (r.id == changes[i - begin].id && !r.result) failed(messages[i], r.result.error());
+      }
+    }
+  }
+}
+
 }  // namespace
+
+namespace worker_internal {
+
+// Collects the deletes of settled messages and sends them per queue as
+// DeleteMessageBatch requests: a queue's deletes go out when 10 are waiting
+// or when the oldest has waited `window`. One thread of its own; Stop (and
+// the destructor) sends everything still waiting before returning.
+// Thread-safety: Add may be called from any thread.
+class DeleteBatcher {
+ public:
+  DeleteBatcher(std::chrono::milliseconds window, std::shared_ptr<Clock> clock, Log log)
+      : window_(window), clock_(std::move(clock)), log_(std::move(log)) {
+    thread_ = std::jthread([this] { Loop(); });
+  }
+  ~DeleteBatcher() { Stop(); }
+  DeleteBatcher(const DeleteBatcher&) = delete;
+  DeleteBatcher& operator=(const DeleteBatcher&) = delete;
+
+  void Add(Queue& queue, std::string receipt_handle, std::string envelope_id) {
+    {
+      std::lock_guard lock(mu_);
+      pending_[&queue].push_back(
+          {std::move(receipt_handle), std::move(envelope_id), clock_->SteadyNow()});
+    }
+    cv_.notify_one();
+  }
+
+  void Stop() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  struct Entry {
+    std::string receipt_handle;
+    std::string envelope_id;
+    steady_clock::time_point added;
+  };
+
+  void Loop() {
+    std::unique_lock lock(mu_);
+    while (true) {
+      const auto now = clock_->SteadyNow();
+      std::vector<std::pair<Queue*, std::vector<Entry>>> ready;
+      std::optional<steady_clock::time_point> next;
+      for (auto& [queue, entries] : pending_) {
+        if (entries.empty()) continue;
+        const auto due = entries.front().added + window_;
+        if (stopping_ || entries.size() >= kMaxBatchEntries || now >= due) {
+          const auto take = std::min<std::size_t>(entries.size(), kMaxBatchEntries);
+          ready.emplace_back(queue,
+                             std::vector<Entry>(std::make_move_iterator(entries.begin()),
+                                                std::make_move_iterator(entries.begin() + take)));
+          entries.erase(entries.begin(), entries.begin() + take);
+        } else {
+          next = next ? std::min(*next, due) : due;
+        }
+      }
+      if (!ready.empty()) {
+        lock.unlock();
+        for (const auto& [queue, entries] : ready) Send(*queue, entries);
+        lock.lock();
+        continue;
+      }
+      if (stopping_) return;
+      if (next) {
+        cv_.wait_for(lock, *next - now);
+      } else {
+        cv_.wait(lock);
+      }
+    }
+  }
+
+  void Send(Queue& queue, const std::vector<Entry>& entries) {
+    std::vector<std::pair<std::string, std::string>> batch;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      batch.emplace_back(fmt::format("d{}", i), entries[i].receipt_handle);
+    }
+    // A failed delete leaves the message to reappear after its visibility
+    // timeout; the sent log makes that receiver delete it without sending.
+    auto failed = [&](const Entry& e, const Error& error) {
+      log_.Warn(
+          "delete_failed",
+          {{"envelope_id", e.envelope_id}, {"queue", queue.name()}, {"error", error.ToString()}});
+    };
+    auto results = queue.DeleteMessageBatch(batch);
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      if (!results) {
+        failed(entries[i], results.error());
+        continue;
+      }
+      for (const auto& r : *results) {
+        if (r.id == batch[i].first && !r.result) failed(entries[i], r.result.error());
+      }
+    }
+  }
+
+  const std::chrono::milliseconds window_;
+  std::shared_ptr<Clock> clock_;
+  Log log_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<Queue*, std::vector<Entry>> pending_;
+  bool stopping_ = false;
+  std::jthread thread_;  // last: started after the members it uses
+};
+
+}  // namespace worker_internal
 
 int BackoffSeconds(int attempt, int min_seconds, int max_seconds, std::mt19937_64& rng) {
   min_seconds = std::max(min_seconds, 0);
@@ -94,6 +245,24 @@ void Worker::Untrack(std::uint64_t token) {
   inflight_.erase(token);
 }
 
+bool Worker::ApplyExtension(InFlight& f, const Result<void>& result, steady_clock::time_point now,
+                            int extend) {
+  if (!result) {
+    log_.Warn("heartbeat_failed", {{"envelope_id", f.envelope_id},
+                                   {"queue", f.queue->name()},
+                                   {"error", result.error().ToString()}});
+    if (result.error().code == "ReceiptHandleIsInvalid" ||
+        result.error().code == "MessageNotInflight") {
+      f.lost = true;
+      return false;
+    }
+    return now < f.visible_again;
+  }
+  f.visible_again = now + seconds(extend);
+  log_.Debug("heartbeat", {{"envelope_id", f.envelope_id}, {"visibility_timeout_s", extend}});
+  return true;
+}
+
 bool Worker::EnsureVisibility(std::uint64_t token) {
   // Holding inflight_mu_ across the call keeps the heartbeat from racing a
   // settle (a late extension must never overwrite a backoff or follow a
@@ -116,29 +285,65 @@ bool Worker::EnsureVisibility(std::uint64_t token) {
     }
     return now < f.visible_again;
   }
-  auto r = f.queue->ChangeMessageVisibility(f.receipt_handle, extend);
-  if (!r) {
-    log_.Warn("heartbeat_failed", {{"envelope_id", f.envelope_id},
-                                   {"queue", f.queue->name()},
-                                   {"error", r.error().ToString()}});
-    if (r.error().code == "ReceiptHandleIsInvalid" || r.error().code == "MessageNotInflight") {
-      f.lost = true;
-      return false;
-    }
-    return now < f.visible_again;
-  }
-  f.visible_again = now + seconds(extend);
-  log_.Debug("heartbeat", {{"envelope_id", f.envelope_id}, {"visibility_timeout_s", extend}});
-  return true;
+  return ApplyExtension(f, f.queue->ChangeMessageVisibility(f.receipt_handle, extend), now, extend);
 }
 
 void Worker::Heartbeat() {
-  std::vector<std::uint64_t> tokens;
-  {
-    std::lock_guard lock(inflight_mu_);
-    for (const auto& [token, f] : inflight_) tokens.push_back(token);
+  // Held throughout, as in EnsureVisibility: no extension may follow a settle.
+  std::lock_guard lock(inflight_mu_);
+  const auto now = clock_->SteadyNow();
+  struct Due {
+    InFlight* f;
+    int extend;
+  };
+  std::map<Queue*, std::vector<Due>> due;
+  for (auto& [token, f] : inflight_) {
+    if (f.lost) continue;
+    const int extend = VisibilityExtensionSeconds(now, f.received, f.visible_again,
+                                                  settings_.visibility_timeout_seconds);
+    if (extend == 0) continue;
+    if (extend < 0) {
+      if (!f.cap_logged) {
+        f.cap_logged = true;
+        log_.Warn("visibility_ceiling_reached", {{"envelope_id", f.envelope_id},
+                                                 {"queue", f.queue->name()},
+                                                 {"max_s", kMaxVisibilityTimeoutSeconds}});
+      }
+      continue;
+    }
+    due[f.queue].push_back({&f, extend});
   }
-  for (auto token : tokens) (void)EnsureVisibility(token);
+  // Messages received together fall due together: one request per 10.
+  for (auto& [queue, list] : due) {
+    for (std::size_t begin = 0; begin < list.size(); begin += kMaxBatchEntries) {
+      const std::size_t end = std::min(list.size(), begin + kMaxBatchEntries);
+      if (end - begin == 1) {
+        InFlight& f = *list[begin].f;
+        (void)ApplyExtension(f,
+                             queue->ChangeMessageVisibility(f.receipt_handle, list[begin].extend),
+                             now, list[begin].extend);
+        continue;
+      }
+      std::vector<Queue::VisibilityChange> changes;
+      for (std::size_t i = begin; i < end; ++i) {
+        changes.push_back(
+            {fmt::format("h{}", i - begin), list[i].f->receipt_handle, list[i].extend});
+      }
+      auto results = queue->ChangeMessageVisibilityBatch(changes);
+      for (std::size_t i = begin; i < end; ++i) {
+        Result<void> one = MakeError(ErrorKind::kTransient, "ServiceUnavailable",
+                                     "ChangeMessageVisibilityBatch did not report this entry");
+        if (!results) {
+          one = std::unexpected(results.error());
+        } else {
+          for (const auto& r : *results) {
+            if (r.id == changes[i - begin].id) one = r.result;
+          }
+        }
+        (void)ApplyExtension(*list[i].f, one, now, list[i].extend);
+      }
+    }
+  }
 }
 
 void Worker::Notify(StatusEvent::State state, std::string_view envelope_id, const Queue& queue,
@@ -158,6 +363,10 @@ void Worker::Notify(StatusEvent::State state, std::string_view envelope_id, cons
 }
 
 void Worker::Settle(Queue& queue, const ReceivedMessage& message, std::string_view envelope_id) {
+  if (deleter_) {
+    deleter_->Add(queue, message.receipt_handle, std::string(envelope_id));
+    return;
+  }
   if (auto del = queue.DeleteMessage(message.receipt_handle); !del) {
     // The visibility timeout lapsed and another receive took the message; the
     // sent log makes that receiver delete it without sending.
@@ -480,12 +689,12 @@ Result<void> Worker::Run(std::stop_token stop) {
     Queue* dlq;
     ReceivedMessage message;
     std::uint64_t token;
+    steady_clock::time_point received;
   };
   std::mutex mu;
   std::condition_variable_any cv;
   std::deque<Work> priority_buffer;
   std::deque<Work> regular_buffer;
-  int idle_senders = 0;
   std::stop_source internal;
   std::stop_callback forward(stop, [&] {
     internal.request_stop();
@@ -495,26 +704,46 @@ Result<void> Worker::Run(std::stop_token stop) {
   std::stop_token halt = internal.get_token();
   run_stop_ = halt;
   const int n = settings_.concurrency;
+  // A lane receives 10 more whenever its buffer holds at most one message per
+  // sender, so its buffer stays within 10 + concurrency.
+  const std::size_t refill_at = static_cast<std::size_t>(n);
+  const std::size_t capacity = kMaxBatchEntries + refill_at;
+  // Stuck senders (a hung send, a blocked log) must not keep buffered
+  // messages hidden from other workers: see WorkerSettings.
+  const auto stall_after =
+      seconds(std::max(settings_.visibility_timeout_seconds, settings_.stall_release_seconds));
+  steady_clock::time_point last_pick = clock_->SteadyNow();
+  bool stalled = false;  // buffers released for lack of progress; no receiving
+  const auto delete_window = std::chrono::milliseconds(std::min<long long>(
+      settings_.delete_batch_window_ms, settings_.visibility_timeout_seconds * 100LL));
+  if (delete_window.count() > 0) {
+    deleter_ = std::make_unique<worker_internal::DeleteBatcher>(delete_window, clock_, log_);
+  }
 
-  auto release = [&](Queue& queue, const ReceivedMessage& m) {
-    if (auto r = queue.ChangeMessageVisibility(m.receipt_handle, 0); !r) {
-      log_.Warn("release_failed", {{"queue", queue.name()}, {"error", r.error().ToString()}});
+  // Gives buffered work back to its queues (visibility 0), batched per queue.
+  auto release_work = [&](std::vector<Work>& work) {
+    std::map<Queue*, std::vector<Release>> by_queue;
+    for (auto& w : work) {
+      Untrack(w.token);
+      by_queue[w.queue].push_back({w.message.receipt_handle, w.message.message_id});
     }
+    for (const auto& [queue, messages] : by_queue) ReleaseMessages(*queue, messages, log_);
   };
 
   auto receiver = [&](Queue& queue, Queue& dlq, bool priority_lane) {
+    std::deque<Work>& own = priority_lane ? priority_buffer : regular_buffer;
     while (!halt.stop_requested()) {
       int want = 0;
       {
         std::unique_lock lock(mu);
+        // The regular lane also waits while priority work is queued up in
+        // the worker: its messages would only wait behind it.
         cv.wait(lock, halt, [&] {
-          if (priority_lane) return static_cast<int>(priority_buffer.size()) < n;
-          return idle_senders > static_cast<int>(priority_buffer.size() + regular_buffer.size());
+          return !stalled && own.size() <= refill_at &&
+                 (priority_lane || priority_buffer.size() <= refill_at);
         });
         if (halt.stop_requested()) break;
-        want = priority_lane ? n - static_cast<int>(priority_buffer.size())
-                             : idle_senders -
-                                   static_cast<int>(priority_buffer.size() + regular_buffer.size());
+        want = static_cast<int>(std::min<std::size_t>(kMaxBatchEntries, capacity - own.size()));
       }
       ReceiveMessageRequest req;
       req.max_number_of_messages = std::clamp(want, 1, kMaxBatchEntries);
@@ -531,19 +760,19 @@ Result<void> Worker::Run(std::stop_token stop) {
         continue;
       }
       std::vector<Work> batch;
+      std::vector<Release> late;
       for (auto& m : *got) {
         if (halt.stop_requested()) {
-          release(queue, m);  // received after the signal: give it back at once
+          late.push_back({m.receipt_handle, m.message_id});  // received after the signal
           continue;
         }
-        // Buffered messages are covered by the heartbeat too.
+        // Buffered messages are covered by the heartbeat from here on.
         const std::uint64_t token = Track(queue, m, received);
-        batch.push_back({&queue, &dlq, std::move(m), token});
+        batch.push_back({&queue, &dlq, std::move(m), token, received});
       }
+      if (!late.empty()) ReleaseMessages(queue, late, log_);
       std::lock_guard lock(mu);
-      for (auto& w : batch) {
-        (priority_lane ? priority_buffer : regular_buffer).push_back(std::move(w));
-      }
+      for (auto& w : batch) own.push_back(std::move(w));
       cv.notify_all();
     }
   };
@@ -554,14 +783,18 @@ Result<void> Worker::Run(std::stop_token stop) {
       Work work;
       {
         std::unique_lock lock(mu);
-        ++idle_senders;
-        cv.notify_all();
+        if (stalled) {
+          stalled = false;  // this sender is back for work: receive again
+          cv.notify_all();
+        }
         cv.wait(lock, halt, [&] { return !priority_buffer.empty() || !regular_buffer.empty(); });
-        --idle_senders;
         if (halt.stop_requested()) break;
+        // Priority first, always: regular mail waits while any is buffered.
         auto& from = !priority_buffer.empty() ? priority_buffer : regular_buffer;
         work = std::move(from.front());
         from.pop_front();
+        last_pick = clock_->SteadyNow();
+        cv.notify_all();  // a receiver may refill its buffer now
       }
       HandleTracked(*transport, *work.queue, *work.dlq, work.message, work.token);
     }
@@ -589,6 +822,26 @@ Result<void> Worker::Run(std::stop_token stop) {
         std::unique_lock lock(mu);
         cv.wait_for(lock, halt, std::chrono::milliseconds(500), [] { return false; });
       }
+      std::vector<Work> stale;
+      {
+        std::lock_guard lock(mu);
+        const auto now = clock_->SteadyNow();
+        auto waited = [&](const std::deque<Work>& buffer) {
+          return !buffer.empty() && now - buffer.front().received >= stall_after;
+        };
+        if (now - last_pick >= stall_after && (waited(priority_buffer) || waited(regular_buffer))) {
+          for (auto* buffer : {&priority_buffer, &regular_buffer}) {
+            for (auto& w : *buffer) stale.push_back(std::move(w));
+            buffer->clear();
+          }
+          stalled = true;
+        }
+      }
+      if (!stale.empty()) {
+        release_work(stale);
+        log_.Warn("senders_stalled",
+                  {{"released", stale.size()}, {"no_progress_s", stall_after.count()}});
+      }
       Heartbeat();
     }
   };
@@ -608,17 +861,17 @@ Result<void> Worker::Run(std::stop_token stop) {
     threads.emplace_back(heartbeat);
     for (int i = 0; i < n; ++i) threads.emplace_back(sender);
   }  // joins: receivers return from their long poll, senders finish their send
+  // The deletes of the last sends go out now.
+  deleter_.reset();
   // Received but never started: release them now, so they don't wait out a
   // whole visibility timeout.
-  std::size_t released = 0;
+  std::vector<Work> unstarted;
   for (auto* buffer : {&priority_buffer, &regular_buffer}) {
-    for (auto& w : *buffer) {
-      Untrack(w.token);
-      release(*w.queue, w.message);
-      ++released;
-    }
+    for (auto& w : *buffer) unstarted.push_back(std::move(w));
     buffer->clear();
   }
+  release_work(unstarted);
+  const std::size_t released = unstarted.size();
   run_stop_ = {};
   log_.Info("worker_stopped", {{"sent", stats_.sent.load()},
                                {"retried", stats_.retried.load()},

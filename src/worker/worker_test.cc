@@ -4,8 +4,10 @@
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/ostream_sink.h>
 
+#include <condition_variable>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -24,9 +26,30 @@ class ScriptedTransport final : public Transport {
     std::deque<SendResult> script;
     std::vector<OutgoingMessage> sent;
     std::chrono::milliseconds delay{0};
+    // A gate in front of every send: permits < 0 lets every send through,
+    // otherwise each send takes one permit and waits while there is none.
+    std::condition_variable gate;
+    int permits = -1;
+    int waiting = 0;                   // sends waiting at the gate now
+    std::vector<std::string> started;  // envelope ids in the order Send was called
+    void Permit(int n) {
+      {
+        std::lock_guard lock(mu);
+        permits = n;
+      }
+      gate.notify_all();
+    }
   };
   explicit ScriptedTransport(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
   SendResult Send(const OutgoingMessage& m) override {
+    {
+      std::unique_lock lock(shared_->mu);
+      shared_->started.push_back(m.envelope_id);
+      ++shared_->waiting;
+      shared_->gate.wait(lock, [&] { return shared_->permits != 0; });
+      --shared_->waiting;
+      if (shared_->permits > 0) --shared_->permits;
+    }
     std::this_thread::sleep_for(shared_->delay);
     std::lock_guard lock(shared_->mu);
     SendResult r{SendOutcome::kSent, 250, "250 2.0.0 Ok: queued as X", "X", {}};
@@ -486,6 +509,323 @@ TEST_F(WorkerTest, SentLogPruneRemovesOnlyRecordsOlderThanTheRetention) {
   auto kept = sent_log_->Find("fresh");
   ASSERT_TRUE(kept && kept->has_value());
   EXPECT_EQ((*kept)->idempotency_key, "key-old");
+}
+
+}  // namespace
+}  // namespace postline
+
+namespace postline {
+namespace {
+
+using namespace std::chrono_literals;
+
+// The seam under test for receiving and settling: a Queue that forwards every
+// call to a memory queue and counts the requests the worker makes, by SQS
+// action, with the entries of the batch requests.
+class CountingQueue final : public Queue {
+ public:
+  struct Counts {
+    int receive_calls = 0;                   // ReceiveMessage calls started
+    int receives = 0;                        // ReceiveMessage calls returned
+    int receives_with_mail = 0;              // … that returned at least one message
+    int received = 0;                        // messages returned
+    std::set<int> asked;                     // MaxNumberOfMessages values asked for
+    int deletes = 0;                         // DeleteMessage calls
+    int delete_batches = 0;                  // DeleteMessageBatch calls
+    int deleted_in_batches = 0;              // their entries
+    int changes = 0;                         // ChangeMessageVisibility calls
+    int change_batches = 0;                  // ChangeMessageVisibilityBatch calls
+    std::vector<int> change_batch_timeouts;  // each entry's VisibilityTimeout
+  };
+  explicit CountingQueue(std::shared_ptr<Queue> inner) : inner_(std::move(inner)) {}
+  Counts counts() {
+    std::lock_guard lock(mu_);
+    return counts_;
+  }
+  Queue& inner() { return *inner_; }
+
+  const std::string& name() const override { return inner_->name(); }
+  Result<SendMessageResult> SendMessage(const SendMessageRequest& request) override {
+    return inner_->SendMessage(request);
+  }
+  Result<std::vector<BatchEntryResult<SendMessageResult>>> SendMessageBatch(
+      const std::vector<SendMessageBatchEntry>& entries) override {
+    return inner_->SendMessageBatch(entries);
+  }
+  Result<std::vector<ReceivedMessage>> ReceiveMessage(
+      const ReceiveMessageRequest& request) override {
+    Count([](Counts& c) { ++c.receive_calls; });
+    auto got = inner_->ReceiveMessage(request);
+    std::lock_guard lock(mu_);
+    ++counts_.receives;
+    counts_.asked.insert(request.max_number_of_messages);
+    if (got && !got->empty()) {
+      ++counts_.receives_with_mail;
+      counts_.received += static_cast<int>(got->size());
+    }
+    return got;
+  }
+  Result<void> DeleteMessage(std::string_view receipt_handle) override {
+    Count([](Counts& c) { ++c.deletes; });
+    return inner_->DeleteMessage(receipt_handle);
+  }
+  Result<std::vector<BatchEntryResult<void>>> DeleteMessageBatch(
+      const std::vector<std::pair<std::string, std::string>>& entries) override {
+    Count([&](Counts& c) {
+      ++c.delete_batches;
+      c.deleted_in_batches += static_cast<int>(entries.size());
+    });
+    return inner_->DeleteMessageBatch(entries);
+  }
+  Result<void> ChangeMessageVisibility(std::string_view receipt_handle,
+                                       int visibility_timeout_seconds) override {
+    Count([](Counts& c) { ++c.changes; });
+    return inner_->ChangeMessageVisibility(receipt_handle, visibility_timeout_seconds);
+  }
+  Result<std::vector<BatchEntryResult<void>>> ChangeMessageVisibilityBatch(
+      const std::vector<VisibilityChange>& entries) override {
+    Count([&](Counts& c) {
+      ++c.change_batches;
+      for (const auto& e : entries) c.change_batch_timeouts.push_back(e.visibility_timeout_seconds);
+    });
+    return inner_->ChangeMessageVisibilityBatch(entries);
+  }
+  Result<QueueStats> GetQueueAttributes() override { return inner_->GetQueueAttributes(); }
+  Result<void> PurgeQueue() override { return inner_->PurgeQueue(); }
+
+ private:
+  void Count(const std::function<void(Counts&)>& f) {
+    std::lock_guard lock(mu_);
+    f(counts_);
+  }
+  std::shared_ptr<Queue> inner_;
+  std::mutex mu_;
+  Counts counts_;
+};
+
+class ReceiveAheadTest : public WorkerTest {
+ protected:
+  void SetUp() override {
+    WorkerTest::SetUp();
+    priority_ = std::make_shared<CountingQueue>(queues_.priority);
+    regular_ = std::make_shared<CountingQueue>(queues_.regular);
+    counted_ = queues_;
+    counted_.priority = priority_;
+    counted_.regular = regular_;
+  }
+
+  std::unique_ptr<Worker> NewCountedWorker() {
+    auto shared = shared_;
+    return std::make_unique<Worker>(
+        settings_, counted_, [shared] { return std::make_unique<ScriptedTransport>(shared); },
+        sent_log_, SystemClock(), Log(logger_));
+  }
+
+  // Waits (up to 30 s) for `done`; false when it never held.
+  static bool WaitFor(const std::function<bool()>& done) {
+    for (int i = 0; i < 3000; ++i) {
+      if (done()) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return done();
+  }
+
+  int Waiting() {
+    std::lock_guard lock(shared_->mu);
+    return shared_->waiting;
+  }
+  std::size_t Sent() {
+    std::lock_guard lock(shared_->mu);
+    return shared_->sent.size();
+  }
+  std::int64_t InFlight(Queue& q) {
+    auto s = q.GetQueueAttributes();
+    EXPECT_TRUE(s);
+    return s ? s->approximate_number_of_messages_not_visible : -1;
+  }
+
+  std::shared_ptr<CountingQueue> priority_;
+  std::shared_ptr<CountingQueue> regular_;
+  QueuePair counted_;
+};
+
+// 110 e-mails: one ReceiveMessage per 10 messages, deletes coalesced into
+// DeleteMessageBatch requests, never one DeleteMessage per e-mail.
+TEST_F(ReceiveAheadTest, ReceivesTenPerRequestAndDeletesInBatches) {
+  for (int i = 0; i < 100; ++i) Enqueue(*queues_.regular, 5);
+  for (int i = 0; i < 10; ++i) Enqueue(*queues_.priority, 1);
+  shared_->delay = 1ms;
+  auto worker = NewCountedWorker();
+  std::stop_source stop;
+  std::jthread run([&] { ASSERT_TRUE(worker->Run(stop.get_token())); });
+  ASSERT_TRUE(WaitFor([&] { return worker->stats().sent.load() == 110; }));
+  stop.request_stop();
+  run.join();  // sends the deletes still being collected
+  EXPECT_EQ(Sent(), 110u);
+  EXPECT_EQ(Depth(*queues_.regular), 0);
+  EXPECT_EQ(Depth(*queues_.priority), 0);
+
+  auto regular = regular_->counts();
+  auto priority = priority_->counts();
+  // Every receive asks for the SQS maximum; a queue holding 100 visible
+  // messages is drained by exactly 10 receives.
+  EXPECT_EQ(regular.asked, (std::set<int>{kMaxBatchEntries}));
+  EXPECT_EQ(priority.asked, (std::set<int>{kMaxBatchEntries}));
+  EXPECT_EQ(regular.receives_with_mail, 10);
+  EXPECT_EQ(priority.receives_with_mail, 1);
+  // Deletes: all in batches, and batches hold several entries.
+  EXPECT_EQ(regular.deletes + priority.deletes, 0);
+  EXPECT_EQ(regular.deleted_in_batches, 100);
+  EXPECT_EQ(priority.deleted_in_batches, 10);
+  EXPECT_LT(regular.delete_batches, 100 / 2) << "deletes were not coalesced";
+  // Nothing was held long enough to need an extension, nothing released.
+  EXPECT_EQ(regular.changes + regular.change_batches, 0);
+}
+
+// With every sender blocked, a lane holds at most 10 + concurrency received
+// messages besides the ones being sent, and refills only when its buffer is
+// down to one message per sender; a stop releases the buffered ones in
+// ChangeMessageVisibilityBatch requests.
+TEST_F(ReceiveAheadTest, BufferIsBoundedAndReleasedInBatchesOnStop) {
+  for (int i = 0; i < 100; ++i) Enqueue(*queues_.regular, 5);
+  shared_->Permit(0);
+  auto worker = NewCountedWorker();  // concurrency 2
+  std::stop_source stop;
+  std::jthread run([&] { ASSERT_TRUE(worker->Run(stop.get_token())); });
+  // One receive of 10: two are being sent, eight wait in the buffer.
+  ASSERT_TRUE(WaitFor([&] { return Waiting() == 2; }));
+  EXPECT_EQ(regular_->counts().receives_with_mail, 1);
+  EXPECT_EQ(InFlight(*queues_.regular), 10);
+  // Six sends drain the buffer to two (one per sender): one more receive of
+  // 10, so 12 are buffered and 2 being sent — 10 + 2 × concurrency in flight
+  // once the six deletes went out.
+  shared_->Permit(6);
+  ASSERT_TRUE(WaitFor([&] {
+    auto c = regular_->counts();
+    return Sent() == 6 && Waiting() == 2 && c.receives_with_mail == 2 && c.deleted_in_batches == 6;
+  }));
+  EXPECT_EQ(InFlight(*queues_.regular), 14);
+  EXPECT_EQ(regular_->counts().received, 20);
+
+  stop.request_stop();
+  shared_->Permit(-1);  // the two sends in progress finish
+  run.join();
+  EXPECT_EQ(Sent(), 8u);
+  auto after = queues_.regular->GetQueueAttributes();
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->approximate_number_of_messages_not_visible, 0);
+  EXPECT_EQ(after->approximate_number_of_messages, 92);
+  // The twelve buffered messages: two batch requests (10 + 2), visibility 0.
+  auto counts = regular_->counts();
+  EXPECT_EQ(counts.changes, 0);
+  EXPECT_EQ(counts.change_batches, 2);
+  EXPECT_EQ(counts.change_batch_timeouts, std::vector<int>(12, 0));
+  EXPECT_NE(log_out_.str().find("\"released\":12"), std::string::npos);
+}
+
+// Regular mail received ahead never holds up priority mail: once the sender
+// is free, a buffered priority message goes before the nine regular ones
+// that were received before it.
+TEST_F(ReceiveAheadTest, PriorityMailOvertakesBufferedRegularMail) {
+  settings_.concurrency = 1;
+  for (int i = 0; i < 40; ++i) Enqueue(*queues_.regular, 5);
+  shared_->Permit(0);
+  auto worker = NewCountedWorker();
+  std::stop_source stop;
+  std::jthread run([&] { ASSERT_TRUE(worker->Run(stop.get_token())); });
+  ASSERT_TRUE(WaitFor([&] { return Waiting() == 1; }));  // 1 being sent, 9 buffered
+  const std::string reset = Enqueue(*queues_.priority, 1);
+  // Received, and in the buffer: the priority lane's next long poll (it
+  // starts after the buffer took the message) is under way.
+  ASSERT_TRUE(WaitFor([&] {
+    auto c = priority_->counts();
+    return c.received == 1 && c.receive_calls == c.receives + 1;
+  }));
+  shared_->Permit(-1);
+  ASSERT_TRUE(WaitFor([&] { return worker->stats().sent.load() == 41; }));
+  stop.request_stop();
+  run.join();
+  std::vector<std::string> started;
+  {
+    std::lock_guard lock(shared_->mu);
+    started = shared_->started;
+  }
+  ASSERT_EQ(started.size(), 41u);
+  EXPECT_NE(started[0], reset);
+  EXPECT_EQ(started[1], reset) << "the priority message waited behind buffered regular mail";
+  EXPECT_EQ(Depth(*queues_.regular), 0);
+  EXPECT_EQ(Depth(*queues_.priority), 0);
+}
+
+// A worker whose senders stop taking messages (a send or a log write hangs)
+// gives its buffered messages back instead of extending them forever, and
+// receives again only once a sender comes back for work.
+TEST_F(ReceiveAheadTest, StuckSendersGiveBufferedMessagesBack) {
+  settings_.visibility_timeout_seconds = 2;
+  settings_.stall_release_seconds = 2;
+  settings_.concurrency = 1;
+  for (int i = 0; i < 10; ++i) Enqueue(*queues_.regular, 5);
+  shared_->Permit(0);
+  auto worker = NewCountedWorker();
+  std::stop_source stop;
+  std::jthread run([&] { ASSERT_TRUE(worker->Run(stop.get_token())); });
+  ASSERT_TRUE(WaitFor([&] { return Waiting() == 1; }));  // 1 stuck in its send, 9 buffered
+  auto visible = [&] {
+    auto s = queues_.regular->GetQueueAttributes();
+    return s ? s->approximate_number_of_messages : -1;
+  };
+  ASSERT_TRUE(WaitFor([&] { return visible() == 9; }));
+  std::this_thread::sleep_for(1500ms);  // room for a wrong re-receive
+  EXPECT_EQ(visible(), 9) << "the stalled worker received its released messages again";
+  EXPECT_EQ(regular_->counts().receives_with_mail, 1);
+  EXPECT_NE(log_out_.str().find("\"senders_stalled\""), std::string::npos);
+
+  shared_->Permit(-1);  // the send completes: the worker takes up the rest
+  ASSERT_TRUE(WaitFor([&] { return worker->stats().sent.load() == 10; }));
+  stop.request_stop();
+  run.join();
+  std::set<std::string> distinct;
+  {
+    std::lock_guard lock(shared_->mu);
+    for (const auto& m : shared_->sent) distinct.insert(m.envelope_id);
+  }
+  EXPECT_EQ(distinct.size(), 10u);
+  EXPECT_EQ(Depth(*queues_.regular), 0);
+}
+
+// Buffered messages are covered by the heartbeat from the receive on: they
+// stay hidden past their first visibility timeout, extended together in
+// ChangeMessageVisibilityBatch requests.
+TEST_F(ReceiveAheadTest, BufferedMessagesAreExtendedInBatches) {
+  settings_.visibility_timeout_seconds = 2;
+  settings_.concurrency = 1;
+  for (int i = 0; i < 10; ++i) Enqueue(*queues_.regular, 5);
+  shared_->Permit(0);
+  auto worker = NewCountedWorker();
+  std::stop_source stop;
+  std::jthread run([&] { ASSERT_TRUE(worker->Run(stop.get_token())); });
+  ASSERT_TRUE(WaitFor([&] { return Waiting() == 1; }));  // 1 being sent, 9 buffered
+  ASSERT_EQ(regular_->counts().received, 10);
+  std::this_thread::sleep_for(2800ms);  // the first 2 s timeout has passed
+  ReceiveMessageRequest peek;
+  peek.max_number_of_messages = 10;
+  auto other = queues_.regular->ReceiveMessage(peek);
+  ASSERT_TRUE(other);
+  EXPECT_TRUE(other->empty()) << other->size() << " received messages became visible";
+  // All ten were received together, so they fall due together: one batch
+  // of 10 per extension, none one by one.
+  auto counts = regular_->counts();
+  EXPECT_EQ(counts.changes, 0) << "extensions were sent one by one";
+  EXPECT_GE(counts.change_batches, 1);
+  EXPECT_EQ(counts.change_batch_timeouts.size(), 10u * counts.change_batches);
+  for (int t : counts.change_batch_timeouts) EXPECT_EQ(t, 2);
+
+  stop.request_stop();
+  shared_->Permit(-1);
+  run.join();
+  EXPECT_EQ(Sent(), 1u);
+  EXPECT_EQ(InFlight(*queues_.regular), 0);
+  EXPECT_EQ(Depth(*queues_.regular), 9);
 }
 
 }  // namespace
