@@ -58,6 +58,10 @@ struct Settings {
   // failure (backoff up to RETRY_MAX uses ~10 receives in the first 2 hours);
   // the redrive is the safety net for messages that crash a worker.
   int max_receive_count = 1000;
+  // POSTLINE_MAX_IN_DOUBT: 1–256, sends per worker process that may be past
+  // their point of no return and not yet in the sent log: the most e-mails
+  // one crash of the worker can send twice (docs/delivery.md).
+  int max_in_doubt = 1;
   std::string log_level = "info";     // POSTLINE_LOG_LEVEL: debug|info|warn|error
   // POSTLINE_SQLITE_SYNCHRONOUS: full|normal, when an enqueue on the sqlite
   // backend reaches the disk (SqliteSynchronous in queue.h).

@@ -143,6 +143,11 @@ struct WorkerSettings {
   // released (visibility 0) for other workers, and the worker receives again
   // only when one of its senders comes back for work.
   int stall_release_seconds = 30;
+  // Sends that may be past their transport's point of no return
+  // (OutgoingMessage::before_commit) and not yet in the sent log, at once, in
+  // this worker: the most e-mails one crash can send twice. Others wait at
+  // that point, priority mail first. ≥ 1 (POSTLINE_MAX_IN_DOUBT).
+  int max_in_doubt = 1;
 };
 
 // Exponential backoff with full jitter, clamped: a uniformly random number of
@@ -171,6 +176,7 @@ struct WorkerStats {
 namespace worker_internal {
 class RateLimiter;
 class DeleteBatcher;
+class InDoubtGate;
 }  // namespace worker_internal
 
 // --- dead letters (for `postline dlq`) ------------------------------------------
@@ -281,6 +287,7 @@ class Worker {
   std::mutex rng_mu_;
   std::mt19937_64 rng_;
   std::unique_ptr<worker_internal::RateLimiter> limiter_;
+  std::unique_ptr<worker_internal::InDoubtGate> in_doubt_;  // settings_.max_in_doubt places
   // Set by Run before its threads start and reset after they are joined;
   // null outside Run (Settle deletes synchronously then).
   std::unique_ptr<worker_internal::DeleteBatcher> deleter_;

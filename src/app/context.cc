@@ -43,6 +43,7 @@ WorkerSettings WorkerSettingsFrom(const Settings& s, int concurrency) {
   ws.rate_limit_per_second = s.rate_limit_per_second;
   ws.priority_reserve_percent = s.priority_reserve_percent;
   ws.sent_log_retention_seconds = s.sent_log_retention_seconds;
+  ws.max_in_doubt = s.max_in_doubt;
   return ws;
 }
 

@@ -341,6 +341,7 @@ LoadedSettings ResolveSettings(const std::map<std::string, std::string>& variabl
   }
   r.Int("POSTLINE_MAX_AGE", s.max_age_seconds, 60, 1209600);
   r.Int("POSTLINE_MAX_RECEIVE_COUNT", s.max_receive_count, 1, 1000);
+  r.Int("POSTLINE_MAX_IN_DOUBT", s.max_in_doubt, 1, 256);
   r.Enum("POSTLINE_SQLITE_SYNCHRONOUS", s.sqlite_synchronous,
          {{"full", std::string("full")}, {"normal", std::string("normal")}});
   r.Enum("POSTLINE_LOG_LEVEL", s.log_level,
@@ -461,6 +462,7 @@ std::vector<std::string> DescribeSettings(const Settings& s) {
       fmt::format("POSTLINE_RETRY_MAX={}", s.retry_max_seconds),
       fmt::format("POSTLINE_MAX_AGE={}", s.max_age_seconds),
       fmt::format("POSTLINE_MAX_RECEIVE_COUNT={}", s.max_receive_count),
+      fmt::format("POSTLINE_MAX_IN_DOUBT={}", s.max_in_doubt),
       fmt::format("POSTLINE_LOG_LEVEL={}", s.log_level),
       fmt::format("POSTLINE_SQLITE_SYNCHRONOUS={}", s.sqlite_synchronous),
       s.rate_limit_per_second > 0

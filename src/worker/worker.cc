@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "postline/mime.h"
+#include "in_doubt_gate.h"
 #include "rate_limiter.h"
 
 namespace postline {
@@ -225,6 +226,7 @@ Worker::Worker(WorkerSettings settings, QueuePair queues, TransportFactory trans
   rl.rate_per_second = settings_.rate_limit_per_second;
   rl.priority_reserve_percent = settings_.priority_reserve_percent;
   limiter_ = std::make_unique<worker_internal::RateLimiter>(rl, clock_, log_);
+  in_doubt_ = std::make_unique<worker_internal::InDoubtGate>(settings_.max_in_doubt);
 }
 
 Worker::~Worker() = default;
@@ -570,11 +572,17 @@ void Worker::HandleTracked(Transport& transport, Queue& queue, Queue& dlq,
   Notify(StatusEvent::State::kSending, id, queue, message.approximate_receive_count, 0, "", "",
          &email);
   const auto started = clock_->SteadyNow();
+  // From the transport's point of no return until the sent log has the
+  // record, this send is in doubt: a crash now can send it twice. At most
+  // settings_.max_in_doubt sends of this worker are there at once.
+  worker_internal::InDoubtPlace in_doubt(in_doubt_.get(), lane);
+  out.before_commit = [&in_doubt] { in_doubt.Take(); };
   SendResult result = transport.Send(out);
   const auto took_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(clock_->SteadyNow() - started).count();
   untrack.Now();
   limiter_->OnResult(result);
+  if (result.outcome != SendOutcome::kSent) in_doubt.Release();
 
   std::string message_id = MessageIdFor(email);  // "<id@domain>"
   if (message_id.size() > 2 && message_id.front() == '<' && message_id.back() == '>') {
@@ -597,8 +605,9 @@ void Worker::HandleTracked(Transport& transport, Queue& queue, Queue& dlq,
       record.attempts = message.approximate_receive_count;
       record.sent_at = clock_->Now();
       // Record before deleting: if the delete is lost, the redelivery is
-      // recognised. A crash between the server's 250 and this write is the one
-      // window in which a duplicate can be sent (with the same Message-ID).
+      // recognised. A crash between the point of no return and this write is
+      // the one window in which a duplicate can be sent (with the same
+      // Message-ID); the in-doubt place bounds how many sends are in it.
       if (auto rec = sent_log_->Record(record); !rec) {
         log_.Error("sent_log_write_failed",
                    {{"envelope_id", id}, {"error", rec.error().ToString()}});
@@ -607,6 +616,7 @@ void Worker::HandleTracked(Transport& transport, Queue& queue, Queue& dlq,
         std::lock_guard lock(unrecorded_mu_);
         unrecorded_.insert(id);
       }
+      in_doubt.Release();
       Settle(queue, message, id);
       ++stats_.sent;
       std::string detail = result.reply;

@@ -32,6 +32,8 @@ class ScriptedTransport final : public Transport {
     int permits = -1;
     int waiting = 0;                   // sends waiting at the gate now
     std::vector<std::string> started;  // envelope ids in the order Send was called
+    int committing = 0;                // sends between before_commit and their return
+    int most_committing = 0;
     void Permit(int n) {
       {
         std::lock_guard lock(mu);
@@ -50,8 +52,15 @@ class ScriptedTransport final : public Transport {
       --shared_->waiting;
       if (shared_->permits > 0) --shared_->permits;
     }
+    // The point of no return comes before the server's processing (delay).
+    if (m.before_commit) m.before_commit();
+    {
+      std::lock_guard lock(shared_->mu);
+      shared_->most_committing = std::max(shared_->most_committing, ++shared_->committing);
+    }
     std::this_thread::sleep_for(shared_->delay);
     std::lock_guard lock(shared_->mu);
+    --shared_->committing;
     SendResult r{SendOutcome::kSent, 250, "250 2.0.0 Ok: queued as X", "X", {}};
     if (!shared_->script.empty()) {
       r = shared_->script.front();
@@ -252,6 +261,34 @@ TEST_F(WorkerTest, RunServesThePriorityLaneFirstAndDrains) {
                            [&](const OutgoingMessage& m) { return m.envelope_id == id; });
     ASSERT_NE(it, shared_->sent.end());
     EXPECT_LT(it - shared_->sent.begin(), 5 + 2);
+  }
+}
+
+// POSTLINE_MAX_IN_DOUBT: however many senders, no more sends than the limit
+// are past their point of no return at once; with a larger limit they are.
+TEST_F(WorkerTest, InDoubtSendsAreBoundedByMaxInDoubt) {
+  for (int limit : {1, 4}) {
+    settings_.concurrency = 4;
+    settings_.max_in_doubt = limit;
+    shared_->delay = 10ms;
+    shared_->most_committing = 0;
+    const std::size_t before = shared_->sent.size();
+    for (int i = 0; i < 24; ++i) Enqueue(*queues_.regular, 5);
+    auto worker = NewWorker();
+    std::stop_source stop;
+    std::jthread run([&] { ASSERT_TRUE(worker->Run(stop.get_token())); });
+    for (int i = 0; i < 1000 && worker->stats().sent.load() < 24; ++i) {
+      std::this_thread::sleep_for(10ms);
+    }
+    stop.request_stop();
+    run.join();
+    ASSERT_EQ(shared_->sent.size(), before + 24) << "limit " << limit;
+    if (limit == 1) {
+      EXPECT_EQ(shared_->most_committing, 1);
+    } else {
+      EXPECT_GT(shared_->most_committing, 1);
+      EXPECT_LE(shared_->most_committing, limit);
+    }
   }
 }
 
