@@ -17,7 +17,8 @@ Result<SendMessageRequest> Prepare(Email& email, const Clock& clock) {
   if (auto ok = ValidateEmail(email); !ok) return std::unexpected(ok.error());
   SendMessageRequest req;
   req.body = EncodeEmailJson(email);
-  if (auto ok = ValidateMessageBody(req.body); !ok) return std::unexpected(ok.error());
+  // The body's characters and size are checked once, against the queue
+  // (SendMessage, or ValidateSendMessageRequest before a batch).
   if (email.send_at) {
     auto delay =
         std::chrono::duration_cast<std::chrono::seconds>(*email.send_at - clock.Now()).count();
