@@ -311,6 +311,10 @@ class Worker {
   // visibility has lapsed. REQUIRES: inflight_mu_ held.
   bool ApplyExtension(InFlight& f, const Result<void>& result,
                       std::chrono::steady_clock::time_point now, int extend);
+  // The extension due for `f` at `now` (VisibilityExtensionSeconds); logs
+  // the 12-hour ceiling once per message when it is reached.
+  // REQUIRES: inflight_mu_ held.
+  int DueExtension(InFlight& f, std::chrono::steady_clock::time_point now);
   std::map<std::uint64_t, InFlight> inflight_;
   std::uint64_t next_inflight_id_ = 0;
 };

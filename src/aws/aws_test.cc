@@ -397,14 +397,24 @@ TEST(FolderBlobStore, PutGetDelete) {
   EXPECT_FALSE(store->Put("../escape", "x"));
 }
 
-TEST(OffloadingQueue, LargeBodiesTravelThroughTheBlobStore) {
+// A memory queue that takes at most 1 KB, behind an OffloadingQueue with a
+// folder blob store in a temporary home.
+struct OffloadingFixture {
   TempHome dir;
-  auto blobs = NewFolderBlobStore(dir.path() + "/blobs");
-  auto service = NewMemoryQueueService();
-  QueueAttributes attributes;
-  attributes.maximum_message_size = 1024;
-  auto inner = *service->CreateQueue("small", attributes);
-  auto queue = NewOffloadingQueue(inner, blobs);
+  std::shared_ptr<QueueService> service = NewMemoryQueueService();
+  std::shared_ptr<Queue> queue;
+  OffloadingFixture() {
+    QueueAttributes attributes;
+    attributes.maximum_message_size = 1024;
+    queue = NewOffloadingQueue(*service->CreateQueue("small", attributes),
+                               NewFolderBlobStore(dir.path() + "/blobs"));
+  }
+};
+
+TEST(OffloadingQueue, LargeBodiesTravelThroughTheBlobStore) {
+  OffloadingFixture fixture;
+  auto& dir = fixture.dir;
+  auto& queue = fixture.queue;
   SendMessageRequest big;
   big.body = std::string(5000, 'x');
   big.attributes["k"] = {"String", "v"};
@@ -441,13 +451,9 @@ TEST(OffloadingQueue, LargeBodiesTravelThroughTheBlobStore) {
 // configuration accepts a body above the inner MaximumMessageSize, and
 // SendMessages offloads it like SendMessage does.
 TEST(OffloadingQueue, SendMessagesOffloadsLargeBodies) {
-  TempHome dir;
-  auto blobs = NewFolderBlobStore(dir.path() + "/blobs");
-  auto service = NewMemoryQueueService();
-  QueueAttributes attributes;
-  attributes.maximum_message_size = 1024;
-  auto inner = *service->CreateQueue("small", attributes);
-  auto queue = NewOffloadingQueue(inner, blobs);
+  OffloadingFixture fixture;
+  auto& dir = fixture.dir;
+  auto& queue = fixture.queue;
   std::vector<SendMessageRequest> requests(12);
   for (std::size_t i = 0; i < requests.size(); ++i) requests[i].body = fmt::format("m{}", i);
   requests[3].body = std::string(5000, 'y');

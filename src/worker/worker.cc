@@ -265,6 +265,18 @@ bool Worker::ApplyExtension(InFlight& f, const Result<void>& result, steady_cloc
   return true;
 }
 
+int Worker::DueExtension(InFlight& f, steady_clock::time_point now) {
+  const int extend = VisibilityExtensionSeconds(now, f.received, f.visible_again,
+                                                settings_.visibility_timeout_seconds);
+  if (extend < 0 && !f.cap_logged) {
+    f.cap_logged = true;
+    log_.Warn("visibility_ceiling_reached", {{"envelope_id", f.envelope_id},
+                                             {"queue", f.queue->name()},
+                                             {"max_s", kMaxVisibilityTimeoutSeconds}});
+  }
+  return extend;
+}
+
 bool Worker::EnsureVisibility(std::uint64_t token) {
   // Holding inflight_mu_ across the call keeps the heartbeat from racing a
   // settle (a late extension must never overwrite a backoff or follow a
@@ -275,18 +287,9 @@ bool Worker::EnsureVisibility(std::uint64_t token) {
   InFlight& f = it->second;
   if (f.lost) return false;
   const auto now = clock_->SteadyNow();
-  const int extend = VisibilityExtensionSeconds(now, f.received, f.visible_again,
-                                                settings_.visibility_timeout_seconds);
+  const int extend = DueExtension(f, now);
   if (extend == 0) return true;
-  if (extend < 0) {
-    if (!f.cap_logged) {
-      f.cap_logged = true;
-      log_.Warn("visibility_ceiling_reached", {{"envelope_id", f.envelope_id},
-                                               {"queue", f.queue->name()},
-                                               {"max_s", kMaxVisibilityTimeoutSeconds}});
-    }
-    return now < f.visible_again;
-  }
+  if (extend < 0) return now < f.visible_again;
   return ApplyExtension(f, f.queue->ChangeMessageVisibility(f.receipt_handle, extend), now, extend);
 }
 
@@ -301,18 +304,8 @@ void Worker::Heartbeat() {
   std::map<Queue*, std::vector<Due>> due;
   for (auto& [token, f] : inflight_) {
     if (f.lost) continue;
-    const int extend = VisibilityExtensionSeconds(now, f.received, f.visible_again,
-                                                  settings_.visibility_timeout_seconds);
-    if (extend == 0) continue;
-    if (extend < 0) {
-      if (!f.cap_logged) {
-        f.cap_logged = true;
-        log_.Warn("visibility_ceiling_reached", {{"envelope_id", f.envelope_id},
-                                                 {"queue", f.queue->name()},
-                                                 {"max_s", kMaxVisibilityTimeoutSeconds}});
-      }
-      continue;
-    }
+    const int extend = DueExtension(f, now);
+    if (extend <= 0) continue;
     due[f.queue].push_back({&f, extend});
   }
   // Messages received together fall due together: one request per 10.
