@@ -373,12 +373,20 @@ class SqsScaleTest(AwsTestCase):
         lines = [json.dumps(self.envelope(i, 1 if i % 10 == 0 else 5)) for i in range(count)]
         self.write("batch.jsonl", "\n".join(lines) + "\n")
         self.run_postline("send", "--jsonl", "batch.jsonl", timeout=300)
-        workers = [subprocess.Popen([POSTLINE, "worker", "--until-empty", "--wait-time", "1"],
-                                    env=self.env, cwd=self.tmp, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE) for _ in range(3)]
+        # Each worker logs to a file: a pipe read one worker after another
+        # would stall the others once their pipe buffer is full.
+        logs = [os.path.join(self.tmp, f"worker{i}.log") for i in range(3)]
+        workers = []
+        for path in logs:
+            with open(path, "wb") as log:
+                workers.append(subprocess.Popen(
+                    [POSTLINE, "worker", "--until-empty", "--wait-time", "1"], env=self.env,
+                    cwd=self.tmp, stdout=subprocess.DEVNULL, stderr=log))
         sent_by = []
-        for w in workers:
-            _, err = w.communicate(timeout=600)
+        for w, path in zip(workers, logs):
+            w.wait(timeout=600)
+            with open(path, "rb") as f:
+                err = f.read()
             self.assertEqual(w.returncode, 0, err[-2000:])
             events = [json.loads(l) for l in err.decode().splitlines() if l.startswith("{")]
             sent_by.append(sum(1 for e in events if e.get("event") == "sent"))
