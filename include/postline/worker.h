@@ -210,6 +210,49 @@ DeadLetterInfo DescribeDeadLetter(const ReceivedMessage& message);
 // kept), no delay. Pure.
 SendMessageRequest RedriveRequest(const ReceivedMessage& message);
 
+// Receives every message visible in `queue` now, 10 per ReceiveMessage, each
+// hidden for `visibility_timeout_seconds`, up to `limit` messages; a message
+// the queue returns twice ends the scan (an emulator may repeat one).
+// `*truncated` (if given) tells whether more were visible past `limit`. On a
+// queue error, what was received is released again and the error returned.
+Result<std::vector<ReceivedMessage>> ReceiveAllVisible(Queue& queue,
+                                                       int visibility_timeout_seconds,
+                                                       std::size_t limit = SIZE_MAX,
+                                                       bool* truncated = nullptr);
+
+// Makes received messages visible again at once (ChangeMessageVisibilityBatch
+// of up to 10, visibility 0). Best effort: a message whose release fails
+// reappears when its visibility timeout ends.
+void ReleaseAll(Queue& queue, const std::vector<ReceivedMessage>& messages);
+
+// Which dead letters RedriveFromDeadLetterQueue moves.
+struct RedriveSelection {
+  std::vector<std::string> reasons;   // DeadLetterInfo::reason values; empty: every reason
+  std::set<std::string> message_ids;  // the DLQ's MessageIds; empty: every message
+  std::int64_t max = INT64_MAX;       // at most this many
+  double rate_per_second = 0;         // pace of the moves; 0: as fast as the queues take them
+};
+
+struct RedriveOutcome {
+  std::int64_t moved = 0;
+  std::int64_t skipped = 0;         // selected, but their source queue is not in `queues`
+  std::vector<std::string> errors;  // one line per message not moved, or moved but not deleted
+};
+
+// The redrive of `postline dlq redrive`, the HTTP API and the dashboard:
+// takes the messages visible in `dlq` when the call starts (hidden for 900 s
+// meanwhile), and moves each selected one back to its source queue
+// (DeadLetterInfo::source_queue, found among `queues`' priority and regular
+// queues): SendMessage of RedriveRequest, then DeleteMessage. Send first: a
+// crash in between leaves a copy in both, and the sent log keeps the e-mail
+// from going out twice. Reports "queued" with detail "redriven from <dlq>" to
+// `observer` (may be null) per moved message. The rest are released at once.
+// Errors: a queue error while receiving (nothing moved then); failures of
+// single messages are in RedriveOutcome::errors.
+Result<RedriveOutcome> RedriveFromDeadLetterQueue(const QueuePair& queues, Queue& dlq,
+                                                  const RedriveSelection& selection,
+                                                  StatusObserver* observer = nullptr);
+
 // Parses a `--filter` value "reason=R1,R2,…" (the "reason=" prefix may be
 // given once, or per item) into reasons from kDeadLetterReasons. Empty input:
 // every reason. Errors: kInvalidInput "invalid_filter" with field "--filter"

@@ -283,52 +283,19 @@ Result<std::vector<std::pair<std::string, std::int64_t>>> RedriveDeadLetters(
   auto lanes = SelectLanes(queues, queue, true);
   if (!lanes) return std::unexpected(lanes.error());
   std::vector<std::pair<std::string, std::int64_t>> moved;
+  RedriveSelection selection;
+  selection.max = max;
   for (const auto& lane : *lanes) {
-    // Only the letters there now: a redriven message that fails again comes
-    // back to the DLQ and must not be moved twice by one call.
-    auto before = lane.dlq->GetQueueAttributes();
-    if (!before) return std::unexpected(before.error());
-    const std::int64_t limit = std::min(max, Depth(*before));
-    std::int64_t count = 0;
-    while (count < limit) {
-      ReceiveMessageRequest req;
-      req.max_number_of_messages =
-          static_cast<int>(std::min<std::int64_t>(kMaxBatchEntries, limit - count));
-      req.visibility_timeout_seconds = 60;
-      req.wait_time_seconds = 0;
-      auto got = lane.dlq->ReceiveMessage(req);
-      if (!got) return std::unexpected(got.error());
-      if (got->empty()) break;
-      for (const auto& m : *got) {
-        // The same request `postline dlq redrive` sends (postline/worker.h).
-        const SendMessageRequest send = RedriveRequest(m);
-        auto sent = lane.queue->SendMessage(send);
-        if (!sent) {
-          (void)lane.dlq->ChangeMessageVisibility(m.receipt_handle, 0);
-          return std::unexpected(sent.error());
-        }
-        if (auto del = lane.dlq->DeleteMessage(m.receipt_handle); !del) {
-          return std::unexpected(del.error());
-        }
-        ++count;
-        if (observer) {
-          StatusEvent ev;
-          ev.state = StatusEvent::State::kQueued;
-          auto id = m.attributes.find(std::string(kAttrEnvelopeId));
-          if (id != m.attributes.end() && id->second.value != "-") {
-            ev.envelope_id = id->second.value;
-          } else {
-            auto doc = json::parse(m.body, nullptr, false);
-            if (doc.is_object() && doc.contains("id") && doc["id"].is_string()) {
-              ev.envelope_id = doc["id"].get<std::string>();
-            }
-          }
-          ev.queue = lane.queue->name();
-          if (!ev.envelope_id.empty()) observer->OnStatus(ev);
-        }
-      }
+    auto outcome = RedriveFromDeadLetterQueue(queues, *lane.dlq, selection, observer);
+    if (!outcome) return std::unexpected(outcome.error());
+    if (!outcome->errors.empty()) {
+      // Messages already moved stay moved.
+      return MakeError(ErrorKind::kTransient, "redrive_incomplete",
+                       fmt::format("{} moved from {}, {} not: {}", outcome->moved,
+                                   lane.dlq->name(), outcome->errors.size(),
+                                   outcome->errors.front()));
     }
-    moved.emplace_back(lane.queue->name(), count);
+    moved.emplace_back(lane.queue->name(), outcome->moved);
   }
   return moved;
 }

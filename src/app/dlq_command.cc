@@ -40,35 +40,6 @@ std::vector<Lane> Lanes(const Context& ctx, const std::string& which) {
 // Receives every message of `dlq` once, hiding each for `visibility_s`
 // (SQS has no peek). Stops when the queue returns nothing or a message comes
 // back a second time.
-Result<std::vector<ReceivedMessage>> ReceiveAll(Queue& dlq, int visibility_s) {
-  std::vector<ReceivedMessage> out;
-  std::set<std::string> seen;
-  while (true) {
-    ReceiveMessageRequest req;
-    req.max_number_of_messages = kMaxBatchEntries;
-    req.visibility_timeout_seconds = visibility_s;
-    req.wait_time_seconds = 0;
-    auto got = dlq.ReceiveMessage(req);
-    if (!got) return std::unexpected(got.error());
-    if (got->empty()) break;
-    bool repeated = false;
-    for (auto& m : *got) {
-      if (!seen.insert(m.message_id).second) {
-        repeated = true;
-        continue;
-      }
-      out.push_back(std::move(m));
-    }
-    if (repeated) break;
-  }
-  return out;
-}
-
-// Makes received messages visible again at once.
-void ReleaseAll(Queue& dlq, const std::vector<ReceivedMessage>& messages) {
-  for (const auto& m : messages) (void)dlq.ChangeMessageVisibility(m.receipt_handle, 0);
-}
-
 std::string Rfc3339(std::chrono::system_clock::time_point t) {
   auto secs = std::chrono::system_clock::to_time_t(t);
   std::tm tm{};
@@ -95,7 +66,7 @@ json ToJson(const DeadLetterInfo& d, std::string_view dlq) {
 Result<json> Collect(Context& ctx, const DlqOptions& o) {
   json out = json::array();
   for (const auto& lane : Lanes(ctx, o.queue)) {
-    auto all = ReceiveAll(*lane.dlq, 30);
+    auto all = ReceiveAllVisible(*lane.dlq, 30);
     if (!all) return std::unexpected(all.error());
     for (const auto& m : *all) {
       DeadLetterInfo d = DescribeDeadLetter(m);
@@ -161,60 +132,19 @@ int RunShow(Context& ctx, const DlqOptions& o) {
 int RunRedrive(Context& ctx, const DlqOptions& o) {
   auto reasons = ParseDeadLetterFilter(o.filter);
   if (!reasons) return PrintError(reasons.error(), kExitUsage);
-  const auto pace =
-      o.rate > 0 ? std::chrono::duration<double>(1.0 / o.rate) : std::chrono::duration<double>(0);
-  auto next = std::chrono::steady_clock::now();
+  RedriveSelection selection;
+  selection.reasons = *reasons;
+  selection.rate_per_second = o.rate;
   json moved = json::object();
   json skipped = json::object();
   bool failed = false;
   for (const auto& lane : Lanes(ctx, o.queue)) {
-    // Hidden long enough for a paced redrive; the ones not moved are
-    // released at the end.
-    auto all = ReceiveAll(*lane.dlq, 900);
-    if (!all) return PrintError(all.error(), ExitCodeFor(all.error()));
-    std::vector<ReceivedMessage> keep;
-    std::int64_t count = 0;
-    for (auto& m : *all) {
-      DeadLetterInfo d = DescribeDeadLetter(m);
-      if (std::find(reasons->begin(), reasons->end(), d.reason) == reasons->end()) {
-        keep.push_back(std::move(m));
-        continue;
-      }
-      std::shared_ptr<Queue> target;
-      for (const auto& q : {ctx.queues.priority, ctx.queues.regular}) {
-        if (q->name() == d.source_queue) target = q;
-      }
-      if (!target) {
-        std::cerr << fmt::format(
-            "postline: {}: source queue \"{}\" is not one of ours; left in {}\n",
-            d.envelope_id.empty() ? d.message_id : d.envelope_id, d.source_queue, lane.dlq->name());
-        skipped[lane.dlq->name()] = skipped.value(lane.dlq->name(), 0) + 1;
-        keep.push_back(std::move(m));
-        continue;
-      }
-      if (pace.count() > 0) {
-        std::this_thread::sleep_until(next);
-        next = std::max(next, std::chrono::steady_clock::now()) +
-               std::chrono::duration_cast<std::chrono::steady_clock::duration>(pace);
-      }
-      // Send first, then delete: a crash in between leaves a copy in both,
-      // and the sent log keeps the e-mail from going out twice.
-      auto sent = target->SendMessage(RedriveRequest(m));
-      if (!sent) {
-        std::cerr << fmt::format("postline: {}: {}\n", d.envelope_id, sent.error().ToString());
-        failed = true;
-        keep.push_back(std::move(m));
-        continue;
-      }
-      if (auto del = lane.dlq->DeleteMessage(m.receipt_handle); !del) {
-        std::cerr << fmt::format("postline: {}: redriven but not deleted from {}: {}\n",
-                                 d.envelope_id, lane.dlq->name(), del.error().ToString());
-        failed = true;
-      }
-      ++count;
-    }
-    ReleaseAll(*lane.dlq, keep);
-    moved[lane.dlq->name()] = count;
+    auto outcome = RedriveFromDeadLetterQueue(ctx.queues, *lane.dlq, selection, ctx.status.get());
+    if (!outcome) return PrintError(outcome.error(), ExitCodeFor(outcome.error()));
+    for (const auto& line : outcome->errors) std::cerr << "postline: " << line << "\n";
+    failed = failed || outcome->errors.size() > static_cast<std::size_t>(outcome->skipped);
+    if (outcome->skipped > 0) skipped[lane.dlq->name()] = outcome->skipped;
+    moved[lane.dlq->name()] = outcome->moved;
   }
   json out = {{"redriven", moved}};
   if (!skipped.empty()) out["skipped"] = skipped;

@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <set>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "postline/worker.h"
@@ -113,6 +116,123 @@ Result<std::vector<std::string>> ParseDeadLetterFilter(std::string_view filter) 
     if (std::find(out.begin(), out.end(), item) == out.end()) out.emplace_back(item);
   }
   return out;
+}
+
+}  // namespace postline
+
+namespace postline {
+
+Result<std::vector<ReceivedMessage>> ReceiveAllVisible(Queue& queue,
+                                                       int visibility_timeout_seconds,
+                                                       std::size_t limit, bool* truncated) {
+  std::vector<ReceivedMessage> got;
+  std::set<std::string> seen;
+  if (truncated != nullptr) *truncated = false;
+  while (got.size() < limit) {
+    ReceiveMessageRequest request;
+    request.max_number_of_messages =
+        static_cast<int>(std::min<std::size_t>(kMaxBatchEntries, limit - got.size()));
+    request.visibility_timeout_seconds = visibility_timeout_seconds;
+    request.wait_time_seconds = 0;
+    auto batch = queue.ReceiveMessage(request);
+    if (!batch) {
+      ReleaseAll(queue, got);
+      return std::unexpected(batch.error());
+    }
+    if (batch->empty()) return got;
+    bool repeated = false;
+    for (auto& m : *batch) {
+      if (!seen.insert(m.message_id).second) {
+        repeated = true;
+        continue;
+      }
+      got.push_back(std::move(m));
+    }
+    if (repeated) return got;
+  }
+  if (truncated != nullptr) {
+    ReceiveMessageRequest probe;
+    probe.max_number_of_messages = 1;
+    probe.visibility_timeout_seconds = 0;
+    probe.wait_time_seconds = 0;
+    if (auto more = queue.ReceiveMessage(probe); more && !more->empty()) *truncated = true;
+  }
+  return got;
+}
+
+void ReleaseAll(Queue& queue, const std::vector<ReceivedMessage>& messages) {
+  for (std::size_t i = 0; i < messages.size(); i += kMaxBatchEntries) {
+    std::vector<Queue::VisibilityChange> batch;
+    for (std::size_t j = i; j < std::min<std::size_t>(messages.size(), i + kMaxBatchEntries); ++j) {
+      batch.push_back({fmt::format("m{}", j - i), messages[j].receipt_handle, 0});
+    }
+    (void)queue.ChangeMessageVisibilityBatch(batch);
+  }
+}
+
+Result<RedriveOutcome> RedriveFromDeadLetterQueue(const QueuePair& queues, Queue& dlq,
+                                                  const RedriveSelection& selection,
+                                                  StatusObserver* observer) {
+  // Hidden long enough for a paced redrive; the ones not moved are released.
+  auto all = ReceiveAllVisible(dlq, 900);
+  if (!all) return std::unexpected(all.error());
+  const auto pace = selection.rate_per_second > 0
+                        ? std::chrono::duration<double>(1.0 / selection.rate_per_second)
+                        : std::chrono::duration<double>(0);
+  auto next = std::chrono::steady_clock::now();
+  RedriveOutcome outcome;
+  std::vector<ReceivedMessage> keep;
+  for (auto& m : *all) {
+    const DeadLetterInfo d = DescribeDeadLetter(m);
+    const bool selected =
+        outcome.moved < selection.max &&
+        (selection.reasons.empty() || std::find(selection.reasons.begin(),
+                                                selection.reasons.end(),
+                                                d.reason) != selection.reasons.end()) &&
+        (selection.message_ids.empty() || selection.message_ids.contains(m.message_id));
+    if (!selected) {
+      keep.push_back(std::move(m));
+      continue;
+    }
+    const std::string who = d.envelope_id.empty() ? d.message_id : d.envelope_id;
+    std::shared_ptr<Queue> target;
+    for (const auto& q : {queues.priority, queues.regular}) {
+      if (q && q->name() == d.source_queue) target = q;
+    }
+    if (!target) {
+      outcome.errors.push_back(fmt::format("{}: source queue \"{}\" is not one of ours; left in {}",
+                                           who, d.source_queue, dlq.name()));
+      ++outcome.skipped;
+      keep.push_back(std::move(m));
+      continue;
+    }
+    if (pace.count() > 0) {
+      std::this_thread::sleep_until(next);
+      next = std::max(next, std::chrono::steady_clock::now()) +
+             std::chrono::duration_cast<std::chrono::steady_clock::duration>(pace);
+    }
+    auto sent = target->SendMessage(RedriveRequest(m));
+    if (!sent) {
+      outcome.errors.push_back(fmt::format("{}: {}", who, sent.error().ToString()));
+      keep.push_back(std::move(m));
+      continue;
+    }
+    if (auto del = dlq.DeleteMessage(m.receipt_handle); !del) {
+      outcome.errors.push_back(fmt::format("{}: redriven, but not deleted from {}: {}", who,
+                                           dlq.name(), del.error().ToString()));
+    }
+    ++outcome.moved;
+    if (observer != nullptr && !d.envelope_id.empty()) {
+      StatusEvent event;
+      event.state = StatusEvent::State::kQueued;
+      event.envelope_id = d.envelope_id;
+      event.queue = target->name();
+      event.detail = "redriven from " + dlq.name();
+      observer->OnStatus(event);
+    }
+  }
+  ReleaseAll(dlq, keep);
+  return outcome;
 }
 
 }  // namespace postline
