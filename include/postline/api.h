@@ -192,14 +192,15 @@ class ApiService {
 };
 
 // Moves up to `max` of the messages a selected lane's DLQ holds when the call
-// starts back to the lane's queue (SendMessage of RedriveRequest(message),
-// postline/worker.h: the body unchanged, the dead-letter attributes dropped),
-// deleting each from the DLQ after the send succeeded and reporting "queued"
-// to `observer`
-// (may be null). `queue` selects a lane by its queue or DLQ name; "" means
-// both. Returns the number moved per lane queue. Errors: kNotFound
-// "QueueDoesNotExist" for an unknown queue name; a queue error stops the
-// redrive (messages already moved stay moved).
+// starts back to their source queue with RedriveFromDeadLetterQueue
+// (postline/worker.h: SendMessage of RedriveRequest, then DeleteMessage;
+// "queued" reported to `observer`, which may be null). `queue` selects a
+// lane by its queue or DLQ name; "" means both. Returns the number moved per
+// lane queue. Errors: kNotFound "QueueDoesNotExist" for an unknown queue
+// name; the DLQ's error when it cannot be read; kTransient
+// "redrive_incomplete" naming the first message that could not be moved or
+// deleted (the others of that lane were still tried; messages moved stay
+// moved).
 Result<std::vector<std::pair<std::string, std::int64_t>>> RedriveDeadLetters(
     const QueuePair& queues, std::string_view queue, std::int64_t max, StatusObserver* observer);
 
