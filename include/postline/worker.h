@@ -243,7 +243,8 @@ struct RedriveOutcome {
 // takes the messages visible in `dlq` when the call starts (hidden for 900 s
 // meanwhile), and moves each selected one back to its source queue
 // (DeadLetterInfo::source_queue, found among `queues`' priority and regular
-// queues): SendMessage of RedriveRequest, then DeleteMessage. Send first: a
+// queues; without one, the queue whose DLQ `dlq` is): SendMessage of
+// RedriveRequest, then DeleteMessage. Send first: a
 // crash in between leaves a copy in both, and the sent log keeps the e-mail
 // from going out twice. Reports "queued" with detail "redriven from <dlq>" to
 // `observer` (may be null) per moved message. The rest are released at once.

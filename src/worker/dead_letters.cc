@@ -199,6 +199,12 @@ Result<RedriveOutcome> RedriveFromDeadLetterQueue(const QueuePair& queues, Queue
     for (const auto& q : {queues.priority, queues.regular}) {
       if (q && q->name() == d.source_queue) target = q;
     }
+    // A dead letter that names no source goes back to the lane whose DLQ
+    // holds it.
+    if (d.source_queue.empty()) {
+      if (queues.priority_dlq.get() == &dlq) target = queues.priority;
+      if (queues.regular_dlq.get() == &dlq) target = queues.regular;
+    }
     if (!target) {
       outcome.errors.push_back(fmt::format("{}: source queue \"{}\" is not one of ours; left in {}",
                                            who, d.source_queue, dlq.name()));
