@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <string>
@@ -57,6 +58,38 @@ class StatementCache {
   sqlite3* db_;
   std::map<std::string, sqlite3_stmt*, std::less<>> statements_;
 };
+
+// Opens (creating it and its directory if needed) a state database for
+// `store` ("sent log", "status store"), sets the busy timeout in
+// milliseconds and runs `schema` (its PRAGMAs and CREATE … IF NOT EXISTS).
+// The caller owns the returned connection (sqlite3_close_v2). Errors:
+// kTransient "ServiceUnavailable" naming the store and the file.
+inline Result<sqlite3*> OpenStateDatabase(const std::string& path, std::string_view store,
+                                          int busy_timeout_ms, const char* schema) {
+  std::error_code ec;
+  const auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &db,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                                 nullptr);
+  if (rc != SQLITE_OK) {
+    Error e = ServiceUnavailable(db, rc, store, fmt::format("open \"{}\"", path));
+    sqlite3_close_v2(db);
+    return std::unexpected(e);
+  }
+  sqlite3_busy_timeout(db, busy_timeout_ms);
+  char* err = nullptr;
+  if (sqlite3_exec(db, schema, nullptr, nullptr, &err) != SQLITE_OK) {
+    Error e{ErrorKind::kTransient, "ServiceUnavailable",
+            fmt::format("{}: cannot initialise \"{}\": {}", store, path, err ? err : "unknown"),
+            "POSTLINE_DATA_DIR"};
+    sqlite3_free(err);
+    sqlite3_close_v2(db);
+    return std::unexpected(e);
+  }
+  return db;
+}
 
 // A prepared statement: prepared for this use and finalized on scope exit,
 // or borrowed from a StatementCache and reset on scope exit. Not copyable;

@@ -2,7 +2,6 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
-#include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
@@ -254,18 +253,6 @@ class SqliteStatusStore final : public StatusStore {
 Result<std::shared_ptr<StatusStore>> OpenStatusStore(const std::string& path,
                                                      std::shared_ptr<Clock> clock,
                                                      StatusErrorHook on_error) {
-  std::error_code ec;
-  auto parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-  sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(
-      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) {
-    Error e = SqliteError(db, rc, fmt::format("open \"{}\"", path));
-    sqlite3_close_v2(db);
-    return std::unexpected(e);
-  }
-  sqlite3_busy_timeout(db, kBusyTimeoutMs);
   // Status is advisory (the queue and the sent log are the truth), so
   // synchronous=NORMAL: in WAL mode a power cut may lose the last updates,
   // never corrupt the file.
@@ -294,18 +281,10 @@ Result<std::shared_ptr<StatusStore>> OpenStatusStore(const std::string& path,
       "  envelope_id TEXT NOT NULL,"
       "  queue TEXT NOT NULL DEFAULT '',"
       "  created_ms INTEGER NOT NULL);";
-  char* err = nullptr;
-  rc = sqlite3_exec(db, schema, nullptr, nullptr, &err);
-  if (rc != SQLITE_OK) {
-    Error e{ErrorKind::kTransient, "ServiceUnavailable",
-            fmt::format("status store: cannot initialise \"{}\": {}", path, err ? err : "unknown"),
-            "POSTLINE_DATA_DIR"};
-    sqlite3_free(err);
-    sqlite3_close_v2(db);
-    return std::unexpected(e);
-  }
+  auto db = sqlite::OpenStateDatabase(path, "status store", kBusyTimeoutMs, schema);
+  if (!db) return std::unexpected(db.error());
   return std::shared_ptr<StatusStore>(
-      std::make_shared<SqliteStatusStore>(db, std::move(clock), std::move(on_error)));
+      std::make_shared<SqliteStatusStore>(*db, std::move(clock), std::move(on_error)));
 }
 
 }  // namespace postline

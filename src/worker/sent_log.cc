@@ -2,7 +2,6 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
-#include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
@@ -111,26 +110,14 @@ class SqliteSentLog final : public SentLog {
 
 Result<std::shared_ptr<SentLog>> OpenSentLog(const std::string& path,
                                              std::shared_ptr<Clock> clock) {
-  std::error_code ec;
-  auto parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-  sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(
-      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) {
-    Error e = SqliteError(db, rc, fmt::format("open \"{}\"", path));
-    sqlite3_close_v2(db);
-    return std::unexpected(e);
-  }
-  sqlite3_busy_timeout(db, 10000);
   // WAL + synchronous=NORMAL: a committed record is in the operating
   // system's page cache before Record returns, so it survives the process
   // dying at any point (kill -9, crash) and a redelivered message is
   // recognised as already sent. Only a power loss can drop the last records,
   // and that can only cause a duplicate, never a loss: the queue's delete,
-  // which follows, is synchronous=FULL. Not waiting for fsync here keeps the
-  // window between the server's 250 and the record small (docs/delivery.md,
-  // "Idempotency and the duplicate window").
+  // which follows, can be rolled back by the same power loss. Not waiting
+  // for fsync here keeps the window between the server's 250 and the record
+  // small (docs/delivery.md, "Idempotency and the duplicate window").
   const char* schema =
       "PRAGMA journal_mode=WAL;"
       "PRAGMA synchronous=NORMAL;"
@@ -148,17 +135,9 @@ Result<std::shared_ptr<SentLog>> OpenSentLog(const std::string& path,
       "CREATE INDEX IF NOT EXISTS sent_by_time ON sent(sent_at_ms);"
       "CREATE INDEX IF NOT EXISTS sent_by_key ON sent(idempotency_key) WHERE idempotency_key <> "
       "'';";
-  char* err = nullptr;
-  rc = sqlite3_exec(db, schema, nullptr, nullptr, &err);
-  if (rc != SQLITE_OK) {
-    Error e{ErrorKind::kTransient, "ServiceUnavailable",
-            fmt::format("sent log: cannot initialise \"{}\": {}", path, err ? err : "unknown"),
-            "POSTLINE_DATA_DIR"};
-    sqlite3_free(err);
-    sqlite3_close_v2(db);
-    return std::unexpected(e);
-  }
-  return std::shared_ptr<SentLog>(std::make_shared<SqliteSentLog>(db, std::move(clock)));
+  auto db = sqlite::OpenStateDatabase(path, "sent log", 10000, schema);
+  if (!db) return std::unexpected(db.error());
+  return std::shared_ptr<SentLog>(std::make_shared<SqliteSentLog>(*db, std::move(clock)));
 }
 
 }  // namespace postline
