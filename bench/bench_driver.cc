@@ -38,7 +38,7 @@
 #include "postline/envelope.h"
 #include "postline/invoice.h"
 #include "postline/mime.h"
-#include "postline/producer.h"
+#include "postline/service.h"
 #include "postline/queue.h"
 
 namespace {

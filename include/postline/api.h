@@ -31,11 +31,10 @@
 #include "postline/error.h"
 #include "postline/invoice.h"
 #include "postline/log.h"
-#include "postline/producer.h"
+#include "postline/service.h"
 #include "postline/queue.h"
-#include "postline/status.h"
+#include "postline/state.h"
 #include "postline/transport.h"
-#include "postline/worker.h"
 
 namespace postline::api {
 
@@ -116,9 +115,8 @@ class Metrics {
 // What the handlers use; wired by the program's entry point.
 struct ApiDependencies {
   QueuePair queues;                          // all four queues; required
-  std::shared_ptr<StatusStore> status;       // required
-  std::shared_ptr<SentLog> sent_log;         // may be null (no "sent" figures)
-  std::shared_ptr<StatusObserver> observer;  // receives "queued"; null: `status`
+  std::shared_ptr<StateStore> state;         // required
+  std::shared_ptr<StatusObserver> observer;  // receives "queued"; null: `state`
   invoice::InvoiceRenderSettings render;     // as for `postline invoice`
   std::string default_from;                  // POSTLINE_FROM ("Name <addr>"); may be empty
   TransportFactory transport;                // checked by /readyz; empty: not checked
@@ -167,7 +165,7 @@ HttpResponse ErrorResponse(const Error& error);
 
 class ApiService {
  public:
-  // REQUIRES: deps.queues has all four queues; deps.status, clock, logger
+  // REQUIRES: deps.queues has all four queues; deps.state, clock, logger
   // and metrics are non-null. /readyz checks the transport only when
   // deps.transport is set (`serve`, where the worker runs in this process).
   ApiService(ApiSettings settings, ApiDependencies deps);
@@ -193,7 +191,7 @@ class ApiService {
 
 // Moves up to `max` of the messages a selected lane's DLQ holds when the call
 // starts back to their source queue with RedriveFromDeadLetterQueue
-// (postline/worker.h: SendMessage of RedriveRequest, then DeleteMessage;
+// (postline/service.h: SendMessage of RedriveRequest, then DeleteMessage;
 // "queued" reported to `observer`, which may be null). `queue` selects a
 // lane by its queue or DLQ name; "" means both. Returns the number moved per
 // lane queue. Errors: kNotFound "QueueDoesNotExist" for an unknown queue

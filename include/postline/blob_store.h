@@ -54,6 +54,13 @@ std::shared_ptr<BlobStore> NewS3BlobStore(std::shared_ptr<aws::AwsClient> client
 
 inline constexpr std::string_view kBlobAttribute = "postline-blob";
 
+// Blob keys are 1–128 characters of [A-Za-z0-9_-].
+bool ValidBlobKey(std::string_view key);
+// kInvalidInput "invalid_blob_key" naming `key` and the rule.
+std::unexpected<Error> BlobKeyError(std::string_view key);
+// kTransient "blob_store_unavailable" with `message`.
+std::unexpected<Error> BlobStoreUnavailable(std::string message);
+
 // Wraps `queue` as described above. The queue's MaximumMessageSize is read
 // once (GetQueueAttributes) on first use.
 std::shared_ptr<Queue> NewOffloadingQueue(std::shared_ptr<Queue> queue,

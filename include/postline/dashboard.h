@@ -68,10 +68,9 @@
 #include "postline/clock.h"
 #include "postline/error.h"
 #include "postline/log.h"
-#include "postline/producer.h"
+#include "postline/service.h"
 #include "postline/queue.h"
-#include "postline/status.h"
-#include "postline/worker.h"
+#include "postline/state.h"
 
 namespace postline {
 
@@ -112,9 +111,8 @@ struct DashboardSettings {
 // source is missing says so instead of showing figures.
 struct DashboardSources {
   QueuePair queues;
-  std::shared_ptr<SentLog> sent_log;
-  std::shared_ptr<StatusStore> status;
-  // Told "queued" when a dead letter is redriven (usually the status store).
+  std::shared_ptr<StateStore> state;
+  // Told "queued" when a dead letter is redriven (usually the state store).
   std::shared_ptr<StatusObserver> observer;
   std::shared_ptr<Clock> clock = SystemClock();
 };

@@ -31,6 +31,7 @@
 // share one database file.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -302,13 +303,55 @@ Result<void> ValidateSendMessageRequest(const SendMessageRequest& request,
 // Hex MD5 of bytes (as SQS's MD5OfMessageBody).
 std::string Md5Hex(std::string_view bytes);
 
-// The two lanes of the setup guide and their DLQs.
+// --- dead letters -----------------------------------------------------------------
+
+// Message attributes of a dead letter: written by the delivery settler when
+// it moves a message to its lane's DLQ, read by the dead-letter tools
+// (service/ DeadLetters) and removed again by a redrive.
+inline constexpr std::string_view kAttrReason = "postline-reason";  // permanent | expired | unparseable
+inline constexpr std::string_view kAttrReplyCode = "postline-reply-code";  // Number
+inline constexpr std::string_view kAttrReply = "postline-reply";  // server reply or error text
+inline constexpr std::string_view kAttrSourceQueue = "postline-source-queue";
+inline constexpr std::string_view kAttrEnvelopeId = "postline-envelope-id";
+inline constexpr std::string_view kAttrAttempts = "postline-attempts";  // Number
+
+// --- lanes ---------------------------------------------------------------------------
+
+// The two lanes of the setup guide: priority 1–3 (verification, password
+// reset) and 4–10 (invoices at 5, bulk mail).
+enum class LaneId { kPriority, kRegular };
+
+// "priority" or "regular" (metrics labels, log fields).
+constexpr std::string_view LaneName(LaneId id) {
+  return id == LaneId::kPriority ? "priority" : "regular";
+}
+
+// One lane: its queue, its DLQ and the priorities routed to it.
+struct Lane {
+  LaneId id = LaneId::kRegular;
+  std::shared_ptr<Queue> queue;
+  std::shared_ptr<Queue> dlq;
+  int min_priority = 4;
+  int max_priority = 10;
+};
+
+// The two lanes and their DLQs.
 struct QueuePair {
   std::shared_ptr<Queue> priority;      // priority-emails-queue (priority 1–3)
   std::shared_ptr<Queue> regular;       // invoice-generation-queue (priority 4–10)
   std::shared_ptr<Queue> priority_dlq;  // priority-emails-queue-dlq
   std::shared_ptr<Queue> regular_dlq;   // invoice-generation-queue-dlq
+
+  // Both lanes, priority first.
+  std::array<Lane, 2> Lanes() const {
+    return {Lane{LaneId::kPriority, priority, priority_dlq, 1, 3},
+            Lane{LaneId::kRegular, regular, regular_dlq, 4, 10}};
+  }
 };
+
+// The lane whose queue or DLQ is named `queue_name` (names as Queue::name()
+// reports them, so custom SQS queue URLs work), or std::nullopt.
+std::optional<Lane> FindLane(const QueuePair& pair, std::string_view queue_name);
 
 // Creates (first use) or opens both guide queues and a DLQ for each
 // ("<name>-dlq", RedrivePolicy maxReceiveCount = max_receive_count). Queues

@@ -23,11 +23,11 @@
 #include "postline/config.h"
 #include "postline/envelope.h"
 #include "postline/log.h"
-#include "postline/producer.h"
-#include "postline/status.h"
+#include "postline/service.h"
+#include "postline/state.h"
 #include "postline/queue.h"
 #include "postline/transport.h"
-#include "postline/worker.h"
+#include "postline/delivery.h"
 
 namespace postline::app {
 namespace {
@@ -75,7 +75,7 @@ Result<json> Enqueue(Context& ctx, Email email) {
   if (auto ok = OpenQueues(ctx); !ok) return std::unexpected(ok.error());
   if (email.id.empty()) email.id = NewEnvelopeId();
   const std::string key = email.idempotency_key;
-  auto store = std::dynamic_pointer_cast<StatusStore>(ctx.status);
+  auto store = OpenStateOrWarn(ctx);
   if (store && !key.empty()) {
     if (auto ok = ValidateEmail(email); !ok) return std::unexpected(ok.error());
     auto claim = store->ClaimIdempotencyKey(key, email.id);
@@ -85,7 +85,7 @@ Result<json> Enqueue(Context& ctx, Email email) {
     }
   }
   const std::string id = email.id;
-  auto queued = EnqueueEmail(ctx.queues, std::move(email), *SystemClock(), ctx.status.get());
+  auto queued = EnqueueEmail(ctx.queues, std::move(email), *SystemClock(), store.get());
   if (!queued) {
     if (store && !key.empty()) (void)store->ReleaseIdempotencyKey(key, id);
     return std::unexpected(queued.error());
@@ -243,7 +243,7 @@ int RunSend(Context& ctx, const SendOptions& o) {
   if (auto ok = OpenQueues(ctx); !ok) return PrintError(ok.error(), ExitCodeFor(ok.error()));
   // Idempotency keys are claimed as for a single envelope: a key seen before
   // (in an earlier run or earlier in this file) is a replay and not queued.
-  auto store = std::dynamic_pointer_cast<StatusStore>(ctx.status);
+  auto store = OpenStateOrWarn(ctx);
   std::vector<std::pair<std::string, std::string>> claimed;  // (key, envelope id)
   const auto release_claims = [&] {
     for (const auto& [key, id] : claimed) (void)store->ReleaseIdempotencyKey(key, id);
@@ -276,7 +276,7 @@ int RunSend(Context& ctx, const SendOptions& o) {
   }
   std::vector<std::pair<std::string, std::string>> keys;  // per e-mail: (key, envelope id)
   for (const auto& e : emails) keys.emplace_back(e.idempotency_key, e.id);
-  auto results = EnqueueEmails(ctx.queues, std::move(emails), *SystemClock(), ctx.status.get());
+  auto results = EnqueueEmails(ctx.queues, std::move(emails), *SystemClock(), store.get());
   if (!results) {
     release_claims();
     // "[i] …" → "line N: …"
@@ -336,14 +336,14 @@ int RunWorker(Context& ctx, const WorkerOptions& o) {
   auto factory = MakeTransportFactory(ctx.settings);
   if (!factory) return PrintError(factory.error(), kExitConfig);
   if (auto ok = OpenQueues(ctx); !ok) return PrintError(ok.error(), kExitUnavailable);
-  auto sent_log = OpenSentLog(ctx.settings.StateDatabasePath());
-  if (!sent_log) return PrintError(sent_log.error(), kExitUnavailable);
+  auto state = OpenState(ctx);
+  if (!state) return PrintError(state.error(), kExitUnavailable);
 
   WorkerSettings ws = WorkerSettingsFrom(ctx.settings, o.concurrency);
   ws.wait_time_seconds = std::clamp(o.wait_time_seconds, 1, kMaxWaitTimeSeconds);
-  Worker worker(ws, ctx.queues, *factory, *sent_log, SystemClock(), Log(ctx.logger));
+  Worker worker(ws, ctx.queues, *factory, *state, SystemClock(), Log(ctx.logger));
 
-  if (ctx.status) worker.SetStatusObserver(ctx.status);
+  worker.SetStatusObserver(*state);
   std::stop_source stop;
   SignalWatcher watcher(ctx.signals, stop);
   std::jthread drain_watch;
@@ -369,7 +369,7 @@ int RunWorker(Context& ctx, const WorkerOptions& o) {
 
 int RunQueues(Context& ctx, bool as_json) {
   if (auto ok = OpenQueues(ctx); !ok) return PrintError(ok.error(), kExitUnavailable);
-  auto sent_log = OpenSentLog(ctx.settings.StateDatabasePath());
+  auto state = OpenStateOrWarn(ctx);
   json out = json::array();
   struct Row {
     std::shared_ptr<Queue> queue, dlq;
@@ -389,10 +389,10 @@ int RunQueues(Context& ctx, bool as_json) {
               {"dlq_depth", dlq->approximate_number_of_messages +
                                 dlq->approximate_number_of_messages_not_visible +
                                 dlq->approximate_number_of_messages_delayed}};
-    if (sent_log) {
-      auto total = (*sent_log)->CountSince({}, row.queue->name());
-      auto hour = (*sent_log)->CountSince(SystemClock()->Now() - std::chrono::hours(1),
-                                          row.queue->name());
+    if (state) {
+      auto total = state->CountSentSince({}, row.queue->name());
+      auto hour = state->CountSentSince(SystemClock()->Now() - std::chrono::hours(1),
+                                        row.queue->name());
       if (total) q["sent"] = *total;
       if (hour) q["sent_last_hour"] = *hour;
     }
@@ -537,16 +537,6 @@ int RunCli(int argc, char** argv, const sigset_t& signals) {
   ctx.settings = loaded.settings;
   ctx.logger = NewStderrJsonLogger("postline", ctx.settings.log_level);
   ctx.signals = signals;
-  // Status store (state.db): producers record "queued", the worker the rest.
-  if (auto status = OpenStatusStore(ctx.settings.StateDatabasePath(), SystemClock(),
-                                    [log = Log(ctx.logger)](const StatusEvent& ev, const Error& e) {
-                                      log.Warn("status_record_failed", {{"envelope_id", ev.envelope_id},
-                                                                        {"error", e.ToString()}});
-                                    })) {
-    ctx.status = *status;
-  } else {
-    Log(ctx.logger).Warn("status_store_unavailable", {{"error", status.error().ToString()}});
-  }
   // Long-running commands stop gracefully on SIGTERM/SIGINT (SignalWatcher);
   // every other command dies of them as usual.
   const bool long_running = worker_cmd->parsed() || app.got_subcommand("serve") ||

@@ -47,6 +47,25 @@ WorkerSettings WorkerSettingsFrom(const Settings& s, int concurrency) {
   return ws;
 }
 
+Result<std::shared_ptr<StateStore>> OpenState(Context& ctx) {
+  if (ctx.state) return ctx.state;
+  auto state = OpenSqliteStateStore(
+      ctx.settings.StateDatabasePath(), SystemClock(),
+      [log = Log(ctx.logger)](const StatusEvent& ev, const Error& e) {
+        log.Warn("status_record_failed", {{"envelope_id", ev.envelope_id}, {"error", e.ToString()}});
+      });
+  if (!state) return std::unexpected(state.error());
+  ctx.state = *state;
+  return ctx.state;
+}
+
+std::shared_ptr<StateStore> OpenStateOrWarn(Context& ctx) {
+  auto state = OpenState(ctx);
+  if (state) return *state;
+  Log(ctx.logger).Warn("state_store_unavailable", {{"error", state.error().ToString()}});
+  return nullptr;
+}
+
 Result<void> OpenQueues(Context& ctx) {
   if (ctx.service) return {};
   switch (ctx.settings.queue_provider) {

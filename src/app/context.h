@@ -13,10 +13,11 @@
 #include "postline/config.h"
 #include "postline/error.h"
 #include "postline/log.h"
-#include "postline/producer.h"
+#include "postline/service.h"
 #include "postline/queue.h"
 #include "postline/transport.h"
-#include "postline/worker.h"
+#include "postline/delivery.h"
+#include "postline/state.h"
 
 namespace postline::app {
 
@@ -36,13 +37,23 @@ struct Context {
   std::shared_ptr<spdlog::logger> logger;
   std::shared_ptr<QueueService> service;
   QueuePair queues;
-  // Records e-mail states (may be null when no status store is configured).
-  std::shared_ptr<StatusObserver> status;
+  // The state store (sent log, status, idempotency keys); opened on first
+  // use by OpenState. Null before that, or when it could not be opened.
+  std::shared_ptr<StateStore> state;
   sigset_t signals;  // SIGTERM/SIGINT, blocked in every thread; sigwait them
 };
 
 // Opens the configured queue service and the guide's queues (idempotent).
 Result<void> OpenQueues(Context& ctx);
+
+// Opens the state store (<data dir>/state.db) on first use; later calls
+// return the same one. Commands that only read files or render (invoice
+// render) never call it, so they create nothing on disk.
+Result<std::shared_ptr<StateStore>> OpenState(Context& ctx);
+
+// OpenState for commands that work without it (status is advisory): logs a
+// warning and returns null when it cannot be opened.
+std::shared_ptr<StateStore> OpenStateOrWarn(Context& ctx);
 
 // A factory of the configured transport (one instance per sender thread).
 Result<TransportFactory> MakeTransportFactory(const Settings& settings);

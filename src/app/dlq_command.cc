@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "postline/clock.h"
-#include "postline/worker.h"
+#include "postline/delivery.h"
 
 namespace postline::app {
 namespace {
@@ -139,7 +139,7 @@ int RunRedrive(Context& ctx, const DlqOptions& o) {
   json skipped = json::object();
   bool failed = false;
   for (const auto& lane : Lanes(ctx, o.queue)) {
-    auto outcome = RedriveFromDeadLetterQueue(ctx.queues, *lane.dlq, selection, ctx.status.get());
+    auto outcome = RedriveFromDeadLetterQueue(ctx.queues, *lane.dlq, selection, OpenStateOrWarn(ctx).get());
     if (!outcome) return PrintError(outcome.error(), ExitCodeFor(outcome.error()));
     for (const auto& line : outcome->errors) std::cerr << "postline: " << line << "\n";
     failed = failed || outcome->errors.size() > static_cast<std::size_t>(outcome->skipped);

@@ -174,7 +174,7 @@ int RunSendInvoices(Context& ctx, const InvoiceOptions& o) {
       if (!inv) return std::unexpected(InFile(inv.error(), file));
       auto email = BuildEmail(ctx, *inv, o, file);
       if (!email) return std::unexpected(email.error());
-      auto q = EnqueueEmail(ctx.queues, std::move(*email), *SystemClock(), ctx.status.get());
+      auto q = EnqueueEmail(ctx.queues, std::move(*email), *SystemClock(), OpenStateOrWarn(ctx).get());
       if (!q) return std::unexpected(InFile(q.error(), file));
       return q;
     }();

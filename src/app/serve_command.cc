@@ -11,8 +11,8 @@
 
 #include "app/render_settings.h"
 #include "postline/api.h"
-#include "postline/status.h"
-#include "postline/worker.h"
+#include "postline/state.h"
+#include "postline/delivery.h"
 
 namespace postline::app {
 namespace {
@@ -51,22 +51,20 @@ int Run(Context& ctx, const ServeOptions& o, bool with_worker) {
     factory = *f;
   }
   if (auto ok = OpenQueues(ctx); !ok) return PrintError(ok.error(), kExitUnavailable);
-  auto sent_log = OpenSentLog(ctx.settings.StateDatabasePath());
-  if (!sent_log) return PrintError(sent_log.error(), kExitUnavailable);
+  auto state = OpenState(ctx);
+  if (!state) return PrintError(state.error(), kExitUnavailable);
   Log log(ctx.logger);
-  auto status = OpenStatusStore(ctx.settings.StateDatabasePath(), SystemClock(),
-                                [log](const StatusEvent& ev, const Error& e) {
-                                  log.Warn("status_record_failed", {{"envelope_id", ev.envelope_id},
-                                                                    {"error", e.ToString()}});
-                                });
-  if (!status) return PrintError(status.error(), kExitUnavailable);
-  if (auto pruned = (*status)->Prune(kDefaultStatusRetention); pruned && *pruned > 0) {
-    log.Info("status_pruned", {{"records", *pruned}});
+  {
+    Retention retention;
+    retention.sent_log = std::chrono::seconds(ctx.settings.sent_log_retention_seconds);
+    if (auto pruned = (*state)->Prune(retention); pruned && pruned->status_records > 0) {
+      log.Info("status_pruned", {{"records", pruned->status_records}});
+    }
   }
 
   auto metrics = std::make_shared<api::Metrics>(
       std::string(with_worker ? EmailProviderName(ctx.settings.email_provider) : "none"));
-  auto observer = metrics->Observe(*status, ctx.queues.priority->name());
+  auto observer = metrics->Observe(*state, ctx.queues.priority->name());
 
   api::ApiSettings as;
   as.listen = *listen;
@@ -75,8 +73,7 @@ int Run(Context& ctx, const ServeOptions& o, bool with_worker) {
   as.depth_alarm = ctx.settings.depth_alarm;
   api::ApiDependencies deps;
   deps.queues = ctx.queues;
-  deps.status = *status;
-  deps.sent_log = *sent_log;
+  deps.state = *state;
   deps.observer = observer;
   deps.render = RenderSettingsFrom(ctx.settings);
   deps.default_from = ctx.settings.from;
@@ -107,7 +104,7 @@ int Run(Context& ctx, const ServeOptions& o, bool with_worker) {
   Result<void> worker_result;
   if (with_worker) {
     WorkerSettings ws = WorkerSettingsFrom(ctx.settings, o.concurrency);
-    worker.emplace(ws, ctx.queues, factory, *sent_log, SystemClock(), log);
+    worker.emplace(ws, ctx.queues, factory, *state, SystemClock(), log);
     worker->SetStatusObserver(observer);
     worker_thread = std::jthread([&] {
       worker_result = worker->Run(stop.get_token());

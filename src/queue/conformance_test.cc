@@ -34,7 +34,7 @@
 #include "postline/queue.h"
 #include "testing/queue_test_support.h"
 #ifdef POSTLINE_WITH_SQS
-#include "aws/testing/aws_peers.h"
+#include "testing/aws_peers.h"
 #endif
 
 namespace postline {

@@ -1,6 +1,6 @@
 // The in-memory backend: every queue of one service lives in one map guarded
 // by one mutex; long polls sleep on the service's ChangeNotifier. Semantics
-// and validation are the sqlite backend's (shared through queue_internal.h).
+// and validation are the sqlite backend's (shared through postline/queue_backend.h).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -10,10 +10,10 @@
 #include <utility>
 
 #include "postline/queue.h"
-#include "queue_internal.h"
+#include "postline/queue_backend.h"
 
 namespace postline {
-namespace queue_internal {
+namespace queue_backend {
 namespace {
 
 struct StoredMessage {
@@ -379,10 +379,10 @@ class MemoryQueueService final : public QueueService {
 };
 
 }  // namespace
-}  // namespace queue_internal
+}  // namespace queue_backend
 
 std::shared_ptr<QueueService> NewMemoryQueueService(std::shared_ptr<Clock> clock) {
-  return std::make_shared<queue_internal::MemoryQueueService>(std::move(clock));
+  return std::make_shared<queue_backend::MemoryQueueService>(std::move(clock));
 }
 
 }  // namespace postline

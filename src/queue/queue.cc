@@ -2,7 +2,7 @@
 // the priority router.
 #include "postline/queue.h"
 
-#include "queue_internal.h"
+#include "postline/queue_backend.h"
 
 #include <fmt/format.h>
 
@@ -107,17 +107,28 @@ Result<std::vector<Result<SendMessageResult>>> Queue::SendMessages(
 
 Result<void> ValidateSendMessageRequest(const SendMessageRequest& request,
                                         const QueueAttributes& attributes) {
-  return queue_internal::ValidateSendMessage(request, attributes);
+  return queue_backend::ValidateSendMessage(request, attributes);
 }
 
 Result<std::shared_ptr<Queue>> RouteByPriority(const QueuePair& pair, int priority) {
-  if (priority >= 1 && priority <= 3) return pair.priority;
-  if (priority >= 4 && priority <= 10) return pair.regular;
+  for (const Lane& lane : pair.Lanes()) {
+    if (priority >= lane.min_priority && priority <= lane.max_priority) return lane.queue;
+  }
   return InvalidInput("invalid_priority",
                       fmt::format("priority is {}; allowed are 1–10 (1–3 priority lane, 4–10 "
                                   "regular lane)",
                                   priority),
                       "priority");
+}
+
+std::optional<Lane> FindLane(const QueuePair& pair, std::string_view queue_name) {
+  for (const Lane& lane : pair.Lanes()) {
+    if ((lane.queue && lane.queue->name() == queue_name) ||
+        (lane.dlq && lane.dlq->name() == queue_name)) {
+      return lane;
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace postline

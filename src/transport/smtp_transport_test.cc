@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "postline/transport.h"
-#include "smtp_test_server.h"
+#include "testing/smtp_test_server.h"
 
 namespace postline {
 namespace {

@@ -1,0 +1,23 @@
+# Writes OUTPUT: a C++ file holding the bytes of every file in ASSETS (a
+# |-separated list) as postline::dashboard_internal::kAssets, by file name.
+# Run at build time: cmake -DOUTPUT=… -DASSETS=… -P embed_assets.cmake
+string(REPLACE "|" ";" ASSETS "${ASSETS}")
+set(code "// Generated from src/http/dashboard/assets by embed_assets.cmake; do not edit.\n")
+string(APPEND code "#include \"http/dashboard/assets.h\"\n\nnamespace postline::dashboard_internal {\nnamespace {\n")
+set(table "")
+set(index 0)
+foreach(path IN LISTS ASSETS)
+  get_filename_component(name ${path} NAME)
+  file(READ ${path} hex HEX)
+  string(LENGTH "${hex}" hex_length)
+  math(EXPR size "${hex_length} / 2")
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  string(REGEX REPLACE "(0x[0-9a-f][0-9a-f],0x[0-9a-f][0-9a-f],0x[0-9a-f][0-9a-f],0x[0-9a-f][0-9a-f],0x[0-9a-f][0-9a-f],0x[0-9a-f][0-9a-f],0x[0-9a-f][0-9a-f],0x[0-9a-f][0-9a-f],0x[0-9a-f][0-9a-f],0x[0-9a-f][0-9a-f],0x[0-9a-f][0-9a-f],0x[0-9a-f][0-9a-f],0x[0-9a-f][0-9a-f],0x[0-9a-f][0-9a-f],0x[0-9a-f][0-9a-f],0x[0-9a-f][0-9a-f])" "\\1\n" bytes "${bytes}")
+  string(APPEND code "const unsigned char kAsset${index}[] = {\n${bytes}0x00};\n")
+  string(APPEND table "    {\"${name}\", std::string_view(reinterpret_cast<const char*>(kAsset${index}), ${size})},\n")
+  math(EXPR index "${index} + 1")
+endforeach()
+string(APPEND code "}  // namespace\n\nconst std::vector<Asset>& Assets() {\n  static const std::vector<Asset> kAll = {\n${table}  };\n  return kAll;\n}\n\n}  // namespace postline::dashboard_internal\n")
+file(WRITE ${OUTPUT}.tmp "${code}")
+file(COPY_FILE ${OUTPUT}.tmp ${OUTPUT} ONLY_IF_DIFFERENT)
+file(REMOVE ${OUTPUT}.tmp)
