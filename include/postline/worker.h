@@ -6,7 +6,10 @@
 //   transient  → ChangeMessageVisibility(backoff); the queue redelivers later
 //   permanent  → SendMessage to the lane's DLQ with the reason as message
 //                attributes, then DeleteMessage
-//   unparseable body → DLQ with reason "unparseable"
+//   unparseable body → DLQ with reason "unparseable": any body that
+//                ParseEmailJson refuses, whatever is inside it (not JSON,
+//                nesting past kMaxJsonDepth, a number beyond double range;
+//                postline/json.h); the rest of the batch goes on
 //   already in the sent log → DeleteMessage without sending (a redelivered
 //                duplicate)
 // After maxReceiveCount receives the queue's RedrivePolicy moves a message to
@@ -201,8 +204,9 @@ struct DeadLetterInfo {
   std::chrono::system_clock::time_point sent_timestamp;  // when it entered the DLQ / was first sent
 };
 
-// Describes a message received from a DLQ. Never fails: a body that is not
-// JSON yields empty subject and recipients. Thread-safe (pure).
+// Describes a message received from a DLQ. Never fails: a body that
+// ParseJson refuses (not JSON, too deep, a number beyond double range)
+// yields empty subject and recipients. Thread-safe (pure).
 DeadLetterInfo DescribeDeadLetter(const ReceivedMessage& message);
 
 // The SendMessage that returns a dead letter to its source queue: the body

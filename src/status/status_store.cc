@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/sqlite_statement.h"
+#include "postline/json.h"
 #include "postline/status.h"
 
 namespace postline {
@@ -42,9 +43,9 @@ EmailStatus ReadRow(Statement& st) {
   s.last_error = st.ColumnText(5);
   s.reply = st.ColumnText(6);
   s.provider_message_id = st.ColumnText(7);
-  auto recipients = nlohmann::json::parse(st.ColumnText(8), nullptr, false);
-  if (recipients.is_array()) {
-    for (const auto& r : recipients) {
+  auto recipients = ParseJson(st.ColumnText(8), {.document = "email_status.recipients"});
+  if (recipients && recipients->is_array()) {
+    for (const auto& r : *recipients) {
       if (r.is_string()) s.recipients.push_back(r.get<std::string>());
     }
   }
@@ -226,7 +227,7 @@ class SqliteStatusStore final : public StatusStore {
     st.Text(6, last_error);
     st.Text(7, reply);
     st.Text(8, ev.provider_message_id);
-    st.Text(9, recipients.dump());
+    st.Text(9, recipients.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     st.Text(10, subject);
     st.Text(11, key);
     st.Int(12, now);

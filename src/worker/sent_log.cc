@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/sqlite_statement.h"
+#include "postline/json.h"
 #include "postline/worker.h"
 
 namespace postline {
@@ -36,7 +37,8 @@ class SqliteSentLog final : public SentLog {
     st.Text(5, r.transport);
     st.Text(6, r.provider_message_id);
     st.Text(7, r.reply);
-    st.Text(8, nlohmann::json(r.rejected_recipients).dump());
+    st.Text(8, nlohmann::json(r.rejected_recipients)
+                   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     st.Int(9, r.attempts);
     st.Int(10, ToUnixMillis(r.sent_at));
     int rc = sqlite3_step(st.get());
@@ -63,9 +65,9 @@ class SqliteSentLog final : public SentLog {
     r.transport = st.ColumnText(4);
     r.provider_message_id = st.ColumnText(5);
     r.reply = st.ColumnText(6);
-    auto rejected = nlohmann::json::parse(st.ColumnText(7), nullptr, false);
-    if (rejected.is_array()) {
-      for (const auto& v : rejected) {
+    auto rejected = ParseJson(st.ColumnText(7), {.document = "sent.rejected"});
+    if (rejected && rejected->is_array()) {
+      for (const auto& v : *rejected) {
         if (v.is_string()) r.rejected_recipients.push_back(v.get<std::string>());
       }
     }

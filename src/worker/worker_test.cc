@@ -225,6 +225,73 @@ TEST_F(WorkerTest, UnparseableBodyIsQuarantined) {
   EXPECT_EQ(dead.attributes.at(std::string(kAttrReason)).value, "unparseable");
 }
 
+std::string Nested(std::size_t depth, std::string_view open, std::string_view close) {
+  std::string out;
+  for (std::size_t i = 0; i < depth; ++i) out += open;
+  out += "1";
+  for (std::size_t i = 0; i < depth; ++i) out += close;
+  return out;
+}
+
+// Bodies another producer may write (a Python producer on SQS writes any
+// integer): numbers beyond double range and nesting 100,000 deep.
+std::vector<std::string> PoisonBodies() {
+  const std::string head =
+      R"({"v":1,"id":"01JPOISON","from":"a@example.com","to":"b@example.com","text":"x",)";
+  return {
+      head + R"("priority":1e400})",
+      head + R"("priority":-1e309})",
+      head + R"("priority":)" + std::string(400, '9') + "}",
+      head + R"("producer_seq":1)" + std::string(400, '0') + "}",
+      head + R"("headers":)" + Nested(100000, "[", "]") + "}",
+      R"({"v":1,"id":"01JPOISON","from":"a@example.com","text":"x","to":)" +
+          Nested(100000, "[", "]") + "}",
+      Nested(40000, R"({"a":)", "}"),
+  };
+}
+
+// One such body aborted the worker on every receive (exit 134: nlohmann's
+// out_of_range escaped; SIGSEGV for the nesting), and the good e-mail
+// received in the same batch stayed in flight for good.
+TEST_F(WorkerTest, PoisonBodiesAreDeadLetteredAsUnparseableAndTheBatchIsDelivered) {
+  const auto poison = PoisonBodies();
+  for (const auto& body : poison) {
+    SendMessageRequest req;
+    req.body = body;
+    ASSERT_TRUE(queues_.regular->SendMessage(req)) << body.substr(0, 80);
+  }
+  const std::string good = Enqueue(*queues_.regular, 5);
+  auto worker = NewWorker();
+  std::stop_source stop;
+  std::jthread run([&] { ASSERT_TRUE(worker->Run(stop.get_token())); });
+  for (int i = 0; i < 500 && (worker->stats().sent.load() < 1 ||
+                              worker->stats().dead.load() < static_cast<long>(poison.size()));
+       ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  stop.request_stop();
+  run.join();
+  ASSERT_EQ(shared_->sent.size(), 1u);
+  EXPECT_EQ(shared_->sent[0].envelope_id, good);
+  EXPECT_EQ(worker->stats().dead.load(), static_cast<long>(poison.size()));
+  EXPECT_EQ(Depth(*queues_.regular), 0);
+  auto dead = ReceiveAllVisible(*queues_.regular_dlq, 30);
+  ASSERT_TRUE(dead);
+  ASSERT_EQ(dead->size(), poison.size());
+  std::multiset<std::string> bodies(poison.begin(), poison.end());
+  for (const auto& m : *dead) {
+    EXPECT_EQ(m.attributes.at(std::string(kAttrReason)).value, "unparseable");
+    const std::string reply = m.attributes.at(std::string(kAttrReply)).value;
+    EXPECT_TRUE(reply.starts_with("number_out_of_range") || reply.starts_with("json_too_deep"))
+        << reply;
+    EXPECT_EQ(bodies.count(m.body), 1u) << "the body is kept whole";
+    // The dead-letter tools describe it too.
+    DeadLetterInfo info = DescribeDeadLetter(m);
+    EXPECT_EQ(info.reason, "unparseable");
+    EXPECT_TRUE(info.recipients.empty());
+  }
+}
+
 TEST_F(WorkerTest, AttachmentPathsInQueuedEnvelopesAreRefused) {
   auto worker = NewWorker();
   SendMessageRequest req;
@@ -397,6 +464,23 @@ TEST(DeadLetterTest, GarbageBodiesAreDescribedWithoutFailing) {
                                       {std::string(kAttrEnvelopeId), {"String", "-"}}});
   DeadLetterInfo d = DescribeDeadLetter(m);
   EXPECT_EQ(d.reason, "unparseable");
+  EXPECT_EQ(d.envelope_id, "");
+  EXPECT_TRUE(d.recipients.empty());
+}
+
+// `postline dlq list/show` read "to" recursively: a dead letter whose "to"
+// nests 100,000 arrays overflowed the stack; 1e400 anywhere hid the subject.
+TEST(DeadLetterTest, PoisonBodiesAreDescribedWithoutFailing) {
+  const std::string shallow_poison =
+      R"({"id":"01JP","subject":"Invoice 9","to":"b@example.com","priority":1e400})";
+  for (const auto& body : PoisonBodies()) {
+    auto m = DeadMessage(body, {{std::string(kAttrReason), {"String", "unparseable"}},
+                                {std::string(kAttrEnvelopeId), {"String", "-"}}});
+    DeadLetterInfo d = DescribeDeadLetter(m);
+    EXPECT_EQ(d.reason, "unparseable");
+  }
+  // The body is no envelope: nothing is read from it.
+  DeadLetterInfo d = DescribeDeadLetter(DeadMessage(shallow_poison, {}));
   EXPECT_EQ(d.envelope_id, "");
   EXPECT_TRUE(d.recipients.empty());
 }
