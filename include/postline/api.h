@@ -152,7 +152,8 @@ struct RouteInfo {
 
 // The one mapping from an error to an HTTP status:
 //   kInvalidInput → 400 for a request that cannot be read ("malformed_json",
-//     "malformed_xml", "invalid_type", "bad_request", "invalid_query"), 413
+//     "json_too_deep", "malformed_xml", "invalid_type", "bad_request",
+//     "invalid_query"), 413
 //     "payload_too_large", 415 "unsupported_media_type", 401 "unauthorized",
 //     405 "method_not_allowed", 431 "header_too_large", else 422;
 //   kNotFound → 404; kTransient → 503; kPermanent → 422; kInternal → 500.

@@ -7,9 +7,13 @@
 // attachments included) under a fresh key and sends instead a small pointer
 // body {"postline_blob":{"key":…,"size":…,"md5":…}} with the message
 // attribute "postline-blob" = key. ReceiveMessage replaces a pointer by the
-// stored body (checking size and MD5), so producers and the worker see the
-// original body; a DeleteMessage through the same OffloadingQueue object (by
-// the receipt handle of that receive) deletes the blob after the message.
+// stored body (checking its MD5), so producers and the worker see the
+// original body. A pointer that cannot be read (ParseJson, postline/json.h),
+// a missing blob or one whose MD5 differs concerns that message alone: its
+// body becomes "postline: large body <key> …", which the worker dead-letters
+// as unparseable, and the rest of the receive is returned. A DeleteMessage
+// through the same OffloadingQueue object (by the receipt handle of that
+// receive) deletes the blob after the message.
 // A message moved to a DLQ keeps its pointer (and the blob stays); the
 // worker's own dead-lettering re-sends the full body, which is offloaded
 // again under a new key, then deletes the original (and its blob).

@@ -6,7 +6,10 @@
 //   transient  → ChangeMessageVisibility(backoff); the queue redelivers later
 //   permanent  → SendMessage to the lane's DLQ with the reason as message
 //                attributes, then DeleteMessage
-//   unparseable body → DLQ with reason "unparseable"
+//   unparseable body → DLQ with reason "unparseable": any body that
+//                ParseEmailJson refuses, whatever is inside it (not JSON,
+//                nesting past kMaxJsonDepth, a number beyond double range;
+//                postline/json.h); the rest of the batch goes on
 //   already in the sent log → DeleteMessage without sending (a redelivered
 //                duplicate)
 // After maxReceiveCount receives the queue's RedrivePolicy moves a message to

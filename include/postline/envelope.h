@@ -117,7 +117,11 @@ Result<void> ValidateEmail(const Email& email, const EnvelopeLimits& limits = {}
 // An empty `base_dir` refuses path attachments altogether (kInvalidInput
 // "attachment_path_refused"): the worker, the HTTP API and the dashboard read
 // envelopes from producers and must not open files those producers name.
-// Malformed JSON is kInvalidInput "malformed_json" with the byte offset.
+// The text is read by ParseOrderedJson (postline/json.h): malformed JSON is
+// kInvalidInput "malformed_json" with line, column and byte offset; nesting
+// deeper than kMaxJsonDepth (32) arrays and objects is "json_too_deep"; a
+// number beyond double range (1e400, a 400-digit integer), in any field,
+// known or not, is "number_out_of_range" naming the field ("priority").
 // Unknown top-level fields are rejected ("unknown_field").
 // Also: "invalid_type", "unsupported_version", "invalid_attachment",
 // "invalid_base64", "invalid_send_at", and every ValidateEmail error.

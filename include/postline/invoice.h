@@ -132,6 +132,9 @@ struct Invoice {
 // tax breakdown and totals and checks any totals the input states.
 // Errors (all kInvalidInput, message starting with the source name):
 //   "malformed_json" / "malformed_xml" with line and column;
+//   "json_too_deep" (more than kMaxJsonDepth levels) and
+//     "number_out_of_range" (beyond double range), naming the JSON pointer
+//     (postline/json.h);
 //   "missing_field" naming the JSON pointer or XPath ("/Invoice/cbc:ID is
 //     required");
 //   "invalid_field" for a wrong type, value or date (field named);

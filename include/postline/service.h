@@ -71,8 +71,9 @@ struct DeadLetterInfo {
   std::chrono::system_clock::time_point sent_timestamp;  // when it entered the DLQ / was first sent
 };
 
-// Describes a message received from a DLQ. Never fails: a body that is not
-// JSON yields empty subject and recipients. Thread-safe (pure).
+// Describes a message received from a DLQ. Never fails: a body that
+// ParseJson refuses (not JSON, too deep, a number beyond double range)
+// yields empty subject and recipients. Thread-safe (pure).
 DeadLetterInfo DescribeDeadLetter(const ReceivedMessage& message);
 
 // The SendMessage that returns a dead letter to its source queue: the body

@@ -10,6 +10,7 @@
 
 #include "aws/aws_internal.h"
 #include "postline/aws.h"
+#include "postline/json.h"
 
 namespace postline::aws {
 namespace {
@@ -132,17 +133,17 @@ ServiceError ParseServiceError(const HttpResponse& response) {
   if (auto it = response.headers.find("x-amzn-errortype"); it != response.headers.end()) {
     e.code = it->second.substr(0, it->second.find(':'));
   }
-  auto json = nlohmann::json::parse(response.body, nullptr, false);
-  if (!json.is_discarded() && json.is_object()) {
+  auto json = ParseJson(response.body, {.document = "the AWS error response"});
+  if (json && json->is_object()) {
     for (const char* key : {"__type", "code", "Code"}) {
-      if (e.code.empty() && json.contains(key) && json[key].is_string()) {
-        std::string type = json[key];
+      if (e.code.empty()) {
+        std::string type = JsonString(*json, key);
         auto hash = type.rfind('#');
         e.code = hash == std::string::npos ? type : type.substr(hash + 1);
       }
     }
     for (const char* key : {"message", "Message"}) {
-      if (e.message.empty() && json.contains(key) && json[key].is_string()) e.message = json[key];
+      if (e.message.empty()) e.message = JsonString(*json, key);
     }
   } else if (response.body.find("<Code>") != std::string::npos) {
     if (e.code.empty()) e.code = XmlElement(response.body, "Code");

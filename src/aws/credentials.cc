@@ -11,6 +11,7 @@
 
 #include "aws/aws_internal.h"
 #include "postline/aws.h"
+#include "postline/json.h"
 
 namespace postline::aws {
 namespace {
@@ -27,20 +28,21 @@ std::optional<system_clock::time_point> ParseIso8601(const std::string& s) {
 }
 
 Result<Credentials> ParseCredentialsJson(const std::string& body, std::string source) {
-  auto j = nlohmann::json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
+  auto parsed = ParseJson(body, {.document = "the credentials response"});
+  if (!parsed || !parsed->is_object()) {
     return MakeError(ErrorKind::kTransient, "credentials_unavailable",
                      fmt::format("{} credentials: the response is not a JSON object", source));
   }
+  const nlohmann::json& j = *parsed;
   Credentials c;
-  c.access_key_id = j.value("AccessKeyId", "");
-  c.secret_access_key = j.value("SecretAccessKey", "");
-  c.session_token = j.value("Token", "");
+  c.access_key_id = JsonString(j, "AccessKeyId");
+  c.secret_access_key = JsonString(j, "SecretAccessKey");
+  c.session_token = JsonString(j, "Token");
   if (c.access_key_id.empty() || c.secret_access_key.empty()) {
     return MakeError(ErrorKind::kTransient, "credentials_unavailable",
                      fmt::format("{} credentials: AccessKeyId or SecretAccessKey missing", source));
   }
-  if (auto exp = j.value("Expiration", ""); !exp.empty()) c.expiration = ParseIso8601(exp);
+  if (auto exp = JsonString(j, "Expiration"); !exp.empty()) c.expiration = ParseIso8601(exp);
   c.source = std::move(source);
   return c;
 }

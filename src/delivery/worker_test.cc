@@ -1,4 +1,7 @@
 #include "postline/delivery.h"
+#include "postline/service.h"
+
+#include "testing/poison.h"
 
 #include <gtest/gtest.h>
 #include <spdlog/pattern_formatter.h>
@@ -14,6 +17,9 @@
 
 namespace postline {
 namespace {
+
+using testing_support::Nested;
+using testing_support::PoisonBodies;
 
 using namespace std::chrono_literals;
 
@@ -223,6 +229,48 @@ TEST_F(WorkerTest, UnparseableBodyIsQuarantined) {
   auto dead = ReceiveOne(*queues_.regular_dlq);
   EXPECT_EQ(dead.body, "this is not an envelope");
   EXPECT_EQ(dead.attributes.at(std::string(kAttrReason)).value, "unparseable");
+}
+
+// One such body aborted the worker on every receive (exit 134: nlohmann's
+// out_of_range escaped; SIGSEGV for the nesting), and the good e-mail
+// received in the same batch stayed in flight for good.
+TEST_F(WorkerTest, PoisonBodiesAreDeadLetteredAsUnparseableAndTheBatchIsDelivered) {
+  const auto poison = PoisonBodies();
+  for (const auto& body : poison) {
+    SendMessageRequest req;
+    req.body = body;
+    ASSERT_TRUE(queues_.regular->SendMessage(req)) << body.substr(0, 80);
+  }
+  const std::string good = Enqueue(*queues_.regular, 5);
+  auto worker = NewWorker();
+  std::stop_source stop;
+  std::jthread run([&] { ASSERT_TRUE(worker->Run(stop.get_token())); });
+  for (int i = 0; i < 500 && (worker->stats().sent.load() < 1 ||
+                              worker->stats().dead.load() < static_cast<long>(poison.size()));
+       ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  stop.request_stop();
+  run.join();
+  ASSERT_EQ(shared_->sent.size(), 1u);
+  EXPECT_EQ(shared_->sent[0].envelope_id, good);
+  EXPECT_EQ(worker->stats().dead.load(), static_cast<long>(poison.size()));
+  EXPECT_EQ(Depth(*queues_.regular), 0);
+  auto dead = ReceiveAllVisible(*queues_.regular_dlq, 30);
+  ASSERT_TRUE(dead);
+  ASSERT_EQ(dead->size(), poison.size());
+  std::multiset<std::string> bodies(poison.begin(), poison.end());
+  for (const auto& m : *dead) {
+    EXPECT_EQ(m.attributes.at(std::string(kAttrReason)).value, "unparseable");
+    const std::string reply = m.attributes.at(std::string(kAttrReply)).value;
+    EXPECT_TRUE(reply.starts_with("number_out_of_range") || reply.starts_with("json_too_deep"))
+        << reply;
+    EXPECT_EQ(bodies.count(m.body), 1u) << "the body is kept whole";
+    // The dead-letter tools describe it too.
+    DeadLetterInfo info = DescribeDeadLetter(m);
+    EXPECT_EQ(info.reason, "unparseable");
+    EXPECT_TRUE(info.recipients.empty());
+  }
 }
 
 TEST_F(WorkerTest, AttachmentPathsInQueuedEnvelopesAreRefused) {

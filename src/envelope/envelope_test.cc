@@ -296,6 +296,65 @@ TEST(EnvelopeJsonTest, MalformedJsonReportsByteOffset) {
   EXPECT_NE(error.message.find("byte 33"), std::string::npos) << error.message;
 }
 
+// 1e400 made nlohmann throw out_of_range past the parse_error handler: the
+// CLI aborted ("terminate called … number overflow") and the worker too.
+TEST(EnvelopeJsonTest, NumbersBeyondDoubleRangeAreInvalidInputNamingTheField) {
+  const std::string digits400(400, '9');
+  const std::string digits401 = "1" + std::string(400, '0');
+  struct Case {
+    std::string extra;
+    std::string field;
+  };
+  const Case cases[] = {
+      {R"(, "priority": 1e400)", "priority"},
+      {R"(, "priority": 1e309)", "priority"},
+      {R"(, "priority": -1e400)", "priority"},
+      {", \"priority\": " + digits400, "priority"},
+      {", \"priority\": -" + digits400, "priority"},
+      {", \"x_producer_sequence\": " + digits401, "x_producer_sequence"},
+      {R"(, "v": 1e999)", "v"},
+      {R"(, "headers": {"X-Count": 2e308})", "headers.X-Count"},
+      {R"(, "attachments": [{"filename": "a", "size": 1e400}])", "attachments[0].size"},
+  };
+  for (const auto& c : cases) {
+    const Error error = ParseError(Minimal(c.extra));
+    EXPECT_EQ(error.kind, ErrorKind::kInvalidInput) << c.extra.substr(0, 60);
+    EXPECT_EQ(error.code, "number_out_of_range") << error.ToString();
+    EXPECT_EQ(error.field, c.field) << error.ToString();
+    EXPECT_TRUE(error.message.starts_with(c.field + ": number ")) << error.message;
+    EXPECT_NE(error.message.find("out of range"), std::string::npos) << error.message;
+  }
+  // Within double range but not an integer: the priority rule answers.
+  EXPECT_EQ(ParseError(Minimal(R"(, "priority": 1e300)")).code, "invalid_priority");
+}
+
+// Nesting 60,000 deep overflowed the stack of nlohmann's recursive copy and
+// dump() (the API copied every document) and of recursive readers.
+TEST(EnvelopeJsonTest, DeepNestingIsRefusedWhileParsing) {
+  auto nested = [](std::size_t depth, std::string_view open, std::string_view close) {
+    std::string out;
+    for (std::size_t i = 0; i < depth; ++i) out += open;
+    out += "1";
+    for (std::size_t i = 0; i < depth; ++i) out += close;
+    return out;
+  };
+  const std::string bodies[] = {
+      nested(60000, R"({"a":)", "}"),
+      Minimal(", \"headers\": " + nested(100000, R"({"X":)", "}")),
+      Minimal(", \"cc\": " + nested(100000, "[", "]")),
+      Minimal(", \"attachments\": " + nested(50000, "[", "]")),
+      Minimal(", \"reply_to\": " + nested(33, "[", "]")),
+  };
+  for (const auto& body : bodies) {
+    const Error error = ParseError(body);
+    EXPECT_EQ(error.kind, ErrorKind::kInvalidInput);
+    EXPECT_EQ(error.code, "json_too_deep") << error.ToString().substr(0, 300);
+    EXPECT_NE(error.message.find("deeper than 32 levels"), std::string::npos) << error.message;
+    EXPECT_EQ(error.message.find_first_of("\r\n"), std::string::npos);
+  }
+  EXPECT_EQ(ParseError(Minimal(", \"cc\": " + nested(31, "[", "]"))).code, "invalid_type");
+}
+
 TEST(EnvelopeJsonTest, AttachmentFromPath) {
   const auto dir = std::filesystem::temp_directory_path() /
                    ("postline_envelope_" + std::to_string(std::random_device{}()));

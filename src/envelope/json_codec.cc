@@ -13,6 +13,7 @@
 
 #include "address_internal.h"
 #include "postline/envelope.h"
+#include "postline/json.h"
 #include "text.h"
 #include "validate_internal.h"
 
@@ -368,16 +369,14 @@ Json EncodeAddress(const Address& address) {
 
 Result<Email> ParseEmailJson(std::string_view json, std::string_view base_dir,
                              const EnvelopeLimits& limits) {
-  Json root;
-  try {
-    root = Json::parse(json.begin(), json.end());
-  } catch (const Json::parse_error& e) {
-    return InvalidInput("malformed_json",
-                        fmt::format("the envelope is not valid JSON at byte {}; allowed: one JSON "
-                                    "object (UTF-8)",
-                                    e.byte),
-                        "");
+  // Depth and number range are checked while parsing (postline/json.h).
+  auto parsed = ParseOrderedJson(json, {.document = "the envelope"});
+  if (!parsed) {
+    Error e = parsed.error();
+    if (e.code == "malformed_json") e.message += "; allowed: one JSON object (UTF-8)";
+    return std::unexpected(std::move(e));
   }
+  const Json& root = *parsed;
   if (!root.is_object()) return WrongType("(root)", root, "a JSON object");
 
   Email email;

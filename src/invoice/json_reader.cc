@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "internal.h"
+#include "postline/json.h"
 
 namespace postline::invoice::internal {
 namespace {
@@ -42,6 +43,16 @@ class JsonReader {
     if (it == obj.end() || it->is_null()) {
       if (required) return std::unexpected(Missing(path).error());
       return std::optional<Decimal>();
+    }
+    if (it->is_number_unsigned()) {
+      // Above 2^63 too: read the digits, never a wrapped long long.
+      auto d = Decimal::Parse(std::to_string(it->get<std::uint64_t>()), path);
+      if (!d) {
+        Error e = d.error();
+        e.message = fmt::format("{}: {}", label_, e.message);
+        return std::unexpected(e);
+      }
+      return std::optional<Decimal>(*d);
     }
     if (it->is_number_integer()) {
       return std::optional<Decimal>(Decimal::FromInt(it->get<long long>()));
@@ -165,14 +176,14 @@ Result<void> CheckKeys(const JsonReader& r, const json& obj, const std::string& 
 
 Result<Invoice> ParseJsonInvoice(std::string_view bytes, std::string_view source) {
   JsonReader r(source);
-  json root;
-  try {
-    root = json::parse(bytes.begin(), bytes.end());
-  } catch (const json::parse_error& e) {
-    size_t offset = e.byte > 0 ? e.byte - 1 : 0;
-    return InvalidInput("malformed_json", fmt::format("{}: malformed JSON at {}: {}", r.label(),
-                                                      LineColumn(bytes, offset), e.what()));
+  // Depth and number range are checked while parsing (postline/json.h).
+  auto parsed = ParseJson(bytes, {.paths = JsonPathStyle::kPointer, .document = "the invoice"});
+  if (!parsed) {
+    Error e = parsed.error();
+    e.message = fmt::format("{}: {}", r.label(), e.message);
+    return std::unexpected(std::move(e));
   }
+  const json& root = *parsed;
   if (!root.is_object()) return r.WrongType("/", "a JSON object");
   if (auto ok = CheckKeys(r, root, "",
                           {"number",     "type",          "issue_date",     "due_date",

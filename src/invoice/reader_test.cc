@@ -181,6 +181,16 @@ TEST(JsonReaderTest, BadInputNamesFileAndField) {
        "/lines/0/price"},
       {Replace(kJson, R"("unit_price": "302.00")", R"("unit_price": "1e3")"), "invalid_decimal",
        "/lines/0/unit_price"},
+      // Numbers beyond double range threw out_of_range past the reader.
+      {Replace(kJson, R"("quantity": "3")", R"("quantity": 1e400)"), "number_out_of_range",
+       "/lines/1/quantity: number 1e400 is out of range"},
+      {Replace(kJson, R"("prepaid_amount": "10.00")",
+               R"("prepaid_amount": "10.00", "x": -)" + std::string(400, '1')),
+       "number_out_of_range", "/x: number"},
+      {Replace(
+           kJson, R"("prepaid_amount": "10.00")",
+           R"("prepaid_amount": "10.00", "notes": )" + std::string(40, '[') + std::string(40, ']')),
+       "json_too_deep", "/notes/0/0/0"},
   };
   for (const auto& c : cases) {
     auto r = ParseInvoice(c.json, FormatHint::kAuto, "bad.json");
@@ -306,6 +316,19 @@ TEST(JsonReaderTest, CreditNoteAndHugeAmounts) {
                                       "unit_price": "99999999999999999999")"));
   ASSERT_FALSE(huge.has_value());
   EXPECT_EQ(huge.error().code, "amount_overflow");
+}
+
+// A JSON integer above 2^63 was read with get<long long>() and wrapped:
+// 18446744073709551615 became -1.
+TEST(JsonReaderTest, IntegerAmountsAboveInt64AreNotWrapped) {
+  auto r =
+      ParseInvoice(Replace(kJson, R"("quantity": "3")", R"("quantity": 18446744073709551615)"));
+  if (r) {
+    EXPECT_EQ(r->lines[1].quantity.ToString(), "18446744073709551615");
+  } else {
+    EXPECT_NE(r.error().code, "negative_quantity") << r.error().ToString();
+    EXPECT_THAT(r.error().message, ::testing::Not(HasSubstr("-1"))) << r.error().ToString();
+  }
 }
 
 TEST(JsonReaderTest, SchemaDocumentsEveryFieldTheExamplesUse) {

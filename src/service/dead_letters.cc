@@ -4,10 +4,11 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
-#include <nlohmann/json.hpp>
 
+#include "postline/json.h"
 #include "postline/service.h"
 
 namespace postline {
@@ -60,7 +61,10 @@ DeadLetterInfo DescribeDeadLetter(const ReceivedMessage& m) {
   if (info.source_queue.empty()) info.source_queue = m.dead_letter_source_queue;
   info.envelope_id = Attribute(m, kAttrEnvelopeId);
   if (info.envelope_id == "-") info.envelope_id.clear();
-  auto doc = nlohmann::json::parse(m.body, nullptr, false);
+  // Any body, whatever is inside: a body that is no JSON (or too deep, or
+  // with numbers beyond double range) is described from its attributes only.
+  auto parsed = ParseJson(m.body, {.document = "the dead letter's body"});
+  const nlohmann::json doc = parsed ? std::move(*parsed) : nlohmann::json();
   if (doc.is_object()) {
     if (info.envelope_id.empty() && doc.contains("id") && doc["id"].is_string()) {
       info.envelope_id = doc["id"].get<std::string>();

@@ -8,9 +8,13 @@
 #include "postline/envelope.h"
 #include "postline/queue.h"
 #include "postline/service.h"
+#include "testing/poison.h"
 
 namespace postline {
 namespace {
+
+using testing_support::Nested;
+using testing_support::PoisonBodies;
 
 ReceivedMessage DeadMessage(std::string body, MessageAttributes attributes,
                             std::string source = {}) {
@@ -59,6 +63,21 @@ TEST(DeadLetterTest, GarbageBodiesAreDescribedWithoutFailing) {
                                       {std::string(kAttrEnvelopeId), {"String", "-"}}});
   DeadLetterInfo d = DescribeDeadLetter(m);
   EXPECT_EQ(d.reason, "unparseable");
+  EXPECT_EQ(d.envelope_id, "");
+  EXPECT_TRUE(d.recipients.empty());
+}
+
+TEST(DeadLetterTest, PoisonBodiesAreDescribedWithoutFailing) {
+  const std::string shallow_poison =
+      R"({"id":"01JP","subject":"Invoice 9","to":"b@example.com","priority":1e400})";
+  for (const auto& body : PoisonBodies()) {
+    auto m = DeadMessage(body, {{std::string(kAttrReason), {"String", "unparseable"}},
+                                {std::string(kAttrEnvelopeId), {"String", "-"}}});
+    DeadLetterInfo d = DescribeDeadLetter(m);
+    EXPECT_EQ(d.reason, "unparseable");
+  }
+  // The body is no envelope: nothing is read from it.
+  DeadLetterInfo d = DescribeDeadLetter(DeadMessage(shallow_poison, {}));
   EXPECT_EQ(d.envelope_id, "");
   EXPECT_TRUE(d.recipients.empty());
 }

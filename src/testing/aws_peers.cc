@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "postline/json.h"
+
 namespace postline::testing_support {
 
 AwsPeers::AwsPeers(std::vector<std::string> args) {
@@ -43,13 +45,13 @@ AwsPeers::AwsPeers(std::vector<std::string> args) {
     line += c;
   }
   close(out[0]);
-  auto j = nlohmann::json::parse(line, nullptr, false);
-  if (j.is_discarded() || !j.contains("endpoint")) {
+  auto announce = ParseJson(line, {.document = "the aws_peers.mjs announce line"});
+  endpoint_ = announce ? JsonString(*announce, "endpoint") : std::string();
+  if (endpoint_.empty()) {
     error_ =
         "aws_peers.mjs did not start (run scripts/bootstrap for tests/peers/node_modules): " + line;
     return;
   }
-  endpoint_ = j["endpoint"].get<std::string>();
 }
 
 AwsPeers::~AwsPeers() {

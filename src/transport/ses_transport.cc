@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "postline/json.h"
 #include "postline/ses.h"
 
 namespace postline {
@@ -70,8 +71,8 @@ class SesTransport final : public Transport {
       }
       return std::unexpected(response.error());
     }
-    auto account = json::parse(response->body, nullptr, false);
-    if (!account.is_discarded() && account.is_object() && !account.value("SendingEnabled", true)) {
+    auto account = ParseJson(response->body, {.document = "the SES GetAccount response"});
+    if (account && !JsonBool(*account, "SendingEnabled", true)) {
       return MakeError(ErrorKind::kPermanent, "ses_sending_paused",
                        "SES reports SendingEnabled=false for this account and region");
     }
@@ -98,8 +99,8 @@ class SesTransport final : public Transport {
     if (response) {
       r.outcome = SendOutcome::kSent;
       r.reply_code = static_cast<int>(response->status);
-      auto j = json::parse(response->body, nullptr, false);
-      if (!j.is_discarded() && j.is_object()) r.provider_message_id = j.value("MessageId", "");
+      auto j = ParseJson(response->body, {.document = "the SES SendEmail response"});
+      if (j) r.provider_message_id = JsonString(*j, "MessageId");
       r.reply = "SES accepted the message";
       return r;
     }

@@ -7,10 +7,12 @@ The tests run the real `postline` binary against a real SMTP server
 
 import email
 import email.policy
+import hashlib
 import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -66,6 +68,37 @@ class SmtpServer:
             out.append((seq, env, raw))
         out.sort(key=lambda m: m[0])
         return out
+
+
+def poison_bodies():
+    """Queue bodies another producer may write (a Python producer on SQS writes
+    any integer): numbers beyond double range in known and unknown fields, and
+    nesting 100,000 deep. Each is refused by the envelope reader."""
+    head = ('{"v":1,"id":"01JPOISON%d","from":"billing@example.com","to":"x@example.com",'
+            '"subject":"poison","text":"x",')
+    return [
+        (head % 0 + '"priority":1e400}').encode(),
+        (head % 1 + '"priority":-1e309}').encode(),
+        (head % 2 + '"priority":' + "9" * 400 + "}").encode(),
+        (head % 3 + '"producer_seq":1' + "0" * 400 + "}").encode(),
+        (head % 4 + '"headers":' + "[" * 100000 + "]" * 100000 + "}").encode(),
+        ('{"to":' + "[" * 100000 + "1" + "]" * 100000 + "}").encode(),
+    ]
+
+
+def rewrite_queued_bodies(data_dir, bodies):
+    """Replaces the bodies of the oldest len(bodies) messages in the embedded
+    queue's database (queue.db) by `bodies`, MD5 included: what a producer that
+    writes to the queue directly leaves there."""
+    db = sqlite3.connect(os.path.join(data_dir, "queue.db"))
+    with db:
+        rows = db.execute("SELECT seq FROM messages ORDER BY seq LIMIT ?", (len(bodies),)).fetchall()
+        assert len(rows) == len(bodies), rows
+        for (seq,), body in zip(rows, bodies):
+            db.execute("UPDATE message_bodies SET body = ? WHERE seq = ?", (body, seq))
+            db.execute("UPDATE messages SET md5 = ? WHERE seq = ?",
+                       (hashlib.md5(body).hexdigest(), seq))
+    db.close()
 
 
 def parse(raw):

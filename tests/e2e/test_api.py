@@ -17,7 +17,8 @@ import unittest
 
 import yaml
 
-from harness import POSTLINE, SOURCE_DIR, PostlineTestCase, parse
+from harness import (POSTLINE, SOURCE_DIR, PostlineTestCase, parse, poison_bodies,
+                     rewrite_queued_bodies)
 
 UBL_DIR = os.path.abspath(os.path.join(SOURCE_DIR, "..", "shared", "data", "ubl"))
 TOKEN = "s3cret-t0ken-for-tests"
@@ -354,6 +355,86 @@ class BadInputTest(ApiTestCase):
         proc = self.run_postline("api", "--listen", "0.0.0.0:0", check=False, timeout=30)
         self.assertEqual(proc.returncode, 2)
         self.assertIn("POSTLINE_API_TOKEN", proc.stderr.decode())
+
+
+class HostileBodiesTest(ApiTestCase):
+    """Bodies from an attacker's fuzzer: nesting 60,000 deep killed `postline
+    serve` (SIGSEGV in the recursive copy of the parsed document), numbers beyond
+    double range answered 500, and one poison body on the queue stopped serve
+    at start-up."""
+
+    def test_deep_nesting_is_400_and_the_server_still_answers_and_delivers(self):
+        server_smtp = self.smtp()
+        server = self.server("serve")
+        head = '{"to": ["a@example.com"], "subject": "Hi", "text": "x", '
+        bodies = [
+            ("/v1/emails", '{"a":' * 60000 + "1" + "}" * 60000),
+            ("/v1/emails", head + '"headers": ' + '{"X":' * 100000 + '"v"' + "}" * 100000 + "}"),
+            ("/v1/emails", '{"subject": "Hi", "text": "x", "to": ' + "[" * 100000 + "]" * 100000
+             + "}"),
+            ("/v1/emails", head + '"attachments": ' + "[" * 50000 + "]" * 50000 + "}"),
+            ("/v1/emails:batch", '{"emails": [' + '{"a":' * 60000 + "1" + "}" * 60000 + "]}"),
+        ]
+        for path, body in bodies:
+            status, _, data = server.request("POST", path, body.encode(),
+                                             headers={"Content-Type": "application/json"})
+            self.assertEqual(status, 400, data[:300])
+            err = json.loads(data)["error"]
+            self.assertEqual(err["code"], "json_too_deep")
+            self.assertIn("deeper than 32 levels", err["message"])
+            self.assertEqual(server.proc.poll(), None, server.log()[-2000:])
+        self.assertEqual(server.json("GET", "/healthz"), (200, {"status": "ok"}))
+        status, body = server.json("POST", "/v1/emails", envelope(7))
+        self.assertEqual(status, 202, body)
+        self.wait_state(server, body["id"], {"sent"})
+        self.assertEqual(len(server_smtp.messages()), 1)
+
+    def test_numbers_beyond_double_range_are_422_naming_the_field(self):
+        server = self.server("api")
+        digits = "4" * 400
+        head = '{"to": ["a@example.com"], "subject": "Hi", "text": "x", '
+        cases = [
+            ("/v1/emails", head + '"priority": 1e309}', "priority"),
+            ("/v1/emails", head + '"priority": -1e400}', "priority"),
+            ("/v1/emails", head + '"priority": ' + digits + "}", "priority"),
+            ("/v1/emails", head + '"trace": -' + digits + "}", "trace"),
+            ("/v1/emails:batch", '{"emails": [' + head + '"priority": 2}, ' + head
+             + '"priority": 1e400}]}', "emails[1].priority"),
+        ]
+        for path, body, field in cases:
+            status, _, data = server.request("POST", path, body.encode(),
+                                             headers={"Content-Type": "application/json"})
+            self.assertEqual(status, 422, data)
+            err = json.loads(data)["error"]
+            self.assertEqual((err["code"], err["field"]), ("number_out_of_range", field))
+            self.assertTrue(err["message"].startswith(f"{field}: number "), err)
+        q = self.queues()
+        for row in q.values():
+            self.assertEqual(row["available"], 0, row)
+        self.assertNotIn("api_handler_exception", server.log())
+
+    def test_serve_starts_with_poison_bodies_queued_and_delivers_the_rest(self):
+        smtp = self.smtp()
+        poison = poison_bodies()
+        lines = [json.dumps({"id": f"01JGOOD{i}", "from": FROM, "to": f"user{i}@example.com",
+                             "subject": f"Good {i}", "text": "x"})
+                 for i in range(len(poison) + 2)]
+        self.run_postline("send", "--jsonl", self.write("mails.jsonl", "\n".join(lines)))
+        rewrite_queued_bodies(self.data_dir, poison)
+        server = self.server("serve")
+        for i in range(len(poison), len(poison) + 2):
+            self.wait_state(server, f"01JGOOD{i}", {"sent"})
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status, q = server.json("GET", "/v1/queues")
+            if sum(r["dlq_depth"] for r in q["queues"]) == len(poison):
+                break
+            time.sleep(0.2)
+        self.assertEqual(sum(r["dlq_depth"] for r in q["queues"]), len(poison), q)
+        self.assertEqual(server.proc.poll(), None, server.log()[-2000:])
+        self.assertEqual(len(smtp.messages()), 2)
+        self.assertNotIn("terminate called", server.log())
+        self.assertEqual(server.json("GET", "/healthz")[0], 200)
 
 
 class IdempotencyAndBatchTest(ApiTestCase):

@@ -16,7 +16,7 @@ import threading
 import time
 import unittest
 
-from harness import POSTLINE, PostlineTestCase, SmtpServer
+from harness import POSTLINE, PostlineTestCase, SmtpServer, poison_bodies, rewrite_queued_bodies
 
 
 def envelope(i, prefix, priority=5):
@@ -326,6 +326,38 @@ class FaultsTest(PostlineTestCase):
         self.assertEqual(rows[0]["source_queue"], "invoice-generation-queue")
         show = self.run_postline("dlq", "show", rows[0]["message_id"]).stdout.decode()
         self.assertIn("unparseable", show)
+
+    def test_poison_bodies_are_dead_lettered_as_unparseable_and_the_batch_is_delivered(self):
+        """A queued body with "priority":1e400, a 401-digit integer or nesting
+        100,000 deep aborted the worker on every receive (exit 134 / SIGSEGV)
+        and kept the good e-mails received with it in flight. Now each goes to
+        the DLQ with reason unparseable, the good ones are delivered, and the
+        dead-letter tools describe all of them."""
+        server = self.smtp()
+        poison = poison_bodies()
+        self.enqueue([envelope(i, "pois") for i in range(len(poison) + 3)])
+        rewrite_queued_bodies(self.data_dir, poison)
+        proc = self.run_postline("worker", "--until-empty", "--wait-time", "1", check=False,
+                                 timeout=120)
+        err = proc.stderr.decode(errors="replace")
+        self.assertEqual(proc.returncode, 0, err[-2000:])
+        self.assertNotIn("terminate called", err)
+        events = [json.loads(l) for l in err.splitlines() if l.startswith("{")]
+        self.assertEqual(sum(1 for e in events if e["event"] == "sent"), 3)
+        dead = [e for e in events if e["event"] == "dead"]
+        self.assertEqual(len(dead), len(poison))
+        self.assertEqual({e["reason"] for e in dead}, {"unparseable"})
+        replies = sorted(e["reply"].split(":")[0] for e in dead)
+        self.assertEqual(replies, ["json_too_deep"] * 2 + ["number_out_of_range"] * 4)
+        self.assertEqual(sorted(self.arrivals(server.maildir)),
+                         [f"pois{i:05d}" for i in range(len(poison), len(poison) + 3)])
+        self.assert_queues_empty()
+        rows = json.loads(self.run_postline("dlq", "list", "--json").stdout)
+        self.assertEqual(len(rows), len(poison))
+        self.assertEqual({r["reason"] for r in rows}, {"unparseable"})
+        for r in rows:
+            show = self.run_postline("dlq", "show", r["message_id"], "--json")
+            self.assertEqual(json.loads(show.stdout)["reason"], "unparseable")
 
     def test_dlq_redrive_makes_mail_deliverable_again(self):
         server = self.smtp("--reject-rcpt", "user1@=550")

@@ -313,6 +313,43 @@ class BadInputTest(PostlineTestCase):
         self.expect_failure(["send", "-"], 65, "malformed_json", input=b'{"to": ')
         self.assert_nothing_queued()
 
+    def test_numbers_beyond_double_range_and_deep_nesting_exit_65_naming_the_field(self):
+        """`"priority":1e400` aborted the CLI (exit 134, "terminate called … number
+        overflow"); nesting 60,000 deep overflowed the stack. Every way in
+        (send FILE, send -, send --jsonl) answers exit 65 with one line naming
+        the field, and nothing is queued."""
+        head = '{"to": "bob@example.com", "subject": "x", "text": "x", '
+        digits = "9" * 400
+        cases = [
+            (head + '"priority": 1e400}', "priority: number 1e400 is out of range"),
+            (head + '"priority": 1e309}', "priority: number 1e309 is out of range"),
+            (head + '"priority": -1e400}', "priority: number -1e400 is out of range"),
+            (head + '"priority": ' + digits + "}", "priority: number 999"),
+            (head + '"producer_seq": -1' + "0" * 400 + "}", "producer_seq: number -100"),
+            (head + '"attachments": [{"filename": "a", "size": 2e308}]}',
+             "attachments[0].size: number 2e308"),
+            ('{"a":' * 60000 + "1" + "}" * 60000, "json_too_deep"),
+            (head + '"headers": ' + '{"X":' * 100000 + '"v"' + "}" * 100000 + "}",
+             "json_too_deep"),
+            (head.replace('"to": "bob@example.com", ', "") + '"to": ' + "[" * 100000 + "]" * 100000
+             + "}", "json_too_deep"),
+        ]
+        for body, expected in cases:
+            path = self.write("bad.json", body)
+            good = json.dumps({"from": "billing@example.com", "to": "ann@example.com",
+                               "subject": "ok", "text": "ok"})
+            jsonl = self.write("bad.jsonl", good + "\n" + body + "\n")
+            for args, input, prefix in ((["send", path], None, ""),
+                                        (["send", "-"], body.encode(), ""),
+                                        (["send", "--jsonl", jsonl], None, "line 2: ")):
+                with self.subTest(args=args[:2], expected=expected):
+                    err = self.expect_failure(args, 65, expected, input=input)
+                    self.assertNotIn("terminate called", err)
+                    self.assertIn(prefix, err)
+                    if expected == "json_too_deep":
+                        self.assertIn("deeper than 32 levels", err)
+        self.assert_nothing_queued()
+
     def test_unreadable_attachment(self):
         self.expect_failure(["send", "--to", "bob@example.com", "--subject", "x", "--text", "x",
                              "--attach", "/nonexistent/invoice.pdf"], 66, "attachments[0]")

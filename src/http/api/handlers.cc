@@ -14,6 +14,7 @@
 
 #include "postline/api.h"
 #include "postline/dashboard.h"
+#include "postline/json.h"
 
 namespace postline::api {
 namespace {
@@ -118,7 +119,9 @@ bool TokenMatches(std::string_view given, std::string_view expected) {
 HttpResponse JsonResponse(int status, const json& body) {
   HttpResponse r;
   r.status = status;
-  r.body = body.dump();
+  // Messages may quote request bytes (a header, a token): invalid UTF-8 is
+  // replaced, never thrown.
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
   return r;
 }
 
@@ -126,7 +129,8 @@ json ErrorJson(const Error& e) {
   return json{{"code", e.code}, {"message", e.message}, {"field", e.field}};
 }
 
-// Reads a JSON request body. Errors: unsupported_media_type, malformed_json.
+// Reads a JSON request body. Errors: unsupported_media_type, and those of
+// ParseJson: malformed_json, json_too_deep, number_out_of_range.
 Result<json> ReadJsonBody(const HttpRequest& req, bool allow_empty = false) {
   if (allow_empty && req.body.empty()) return json::object();
   const std::string type = MediaType(req.Header("content-type"));
@@ -136,13 +140,7 @@ Result<json> ReadJsonBody(const HttpRequest& req, bool allow_empty = false) {
                                     std::string(req.Header("content-type"))),
                         "Content-Type");
   }
-  try {
-    return json::parse(req.body);
-  } catch (const json::parse_error& e) {
-    return InvalidInput("malformed_json",
-                        fmt::format("the request body is not valid JSON (byte {})", e.byte),
-                        "body");
-  }
+  return ParseJson(req.body, {.document = "the request body", .field = "body"});
 }
 
 
@@ -211,11 +209,12 @@ int HttpStatusFor(const Error& e) {
   switch (e.kind) {
     case ErrorKind::kInvalidInput: {
       static const std::map<std::string_view, int> kByCode = {
-          {"malformed_json", 400},         {"malformed_xml", 400},
-          {"invalid_type", 400},           {"bad_request", 400},
-          {"invalid_query", 400},          {"payload_too_large", 413},
-          {"unsupported_media_type", 415}, {"unauthorized", 401},
-          {"method_not_allowed", 405},     {"header_too_large", 431}};
+          {"malformed_json", 400},    {"malformed_xml", 400},
+          {"json_too_deep", 400},     {"invalid_type", 400},
+          {"bad_request", 400},       {"invalid_query", 400},
+          {"payload_too_large", 413}, {"unsupported_media_type", 415},
+          {"unauthorized", 401},      {"method_not_allowed", 405},
+          {"header_too_large", 431}};
       auto it = kByCode.find(e.code);
       return it == kByCode.end() ? 422 : it->second;
     }
@@ -604,7 +603,7 @@ struct ApiService::State {
         }
         if (claim->existed) {
           HttpResponse replay = Replay(*claim);
-          results[i].update(json::parse(replay.body));
+          if (auto body = ParseJson(replay.body)) results[i].update(*body);
           ++replayed;
           continue;
         }

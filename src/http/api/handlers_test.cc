@@ -200,6 +200,92 @@ TEST_F(ApiServiceTest, BatchReportsEachItem) {
   EXPECT_EQ(Available(*queues_.regular), 2);
 }
 
+std::string Nested(std::size_t depth, std::string_view open, std::string_view close,
+                   std::string_view inner = "1") {
+  std::string out;
+  for (std::size_t i = 0; i < depth; ++i) out += open;
+  out += inner;
+  for (std::size_t i = 0; i < depth; ++i) out += close;
+  return out;
+}
+
+// A body nested 60,000 deep overflowed the stack (SIGSEGV) in the copy of the
+// parsed document and its dump(): the API and the worker in it went down.
+TEST_F(ApiServiceTest, DeepJsonNestingIsRefusedWith400AndTheServiceGoesOn) {
+  const std::string envelope_head = R"({"to": ["a@example.com"], "subject": "Hi", "text": "x", )";
+  struct Case {
+    std::string target, body;
+  };
+  const Case cases[] = {
+      {"/v1/emails", Nested(60000, R"({"a":)", "}")},
+      {"/v1/emails", envelope_head + R"("headers": )" + Nested(100000, R"({"X":)", "}") + "}"},
+      {"/v1/emails", R"({"subject": "Hi", "text": "x", "to": )" + Nested(100000, "[", "]") + "}"},
+      {"/v1/emails", envelope_head + R"("attachments": )" + Nested(50000, "[", "]") + "}"},
+      {"/v1/emails", envelope_head + R"("attachments": )" +
+                         Nested(50000, R"([{"filename": "a", "x": )", "}]") + "}"},
+      {"/v1/emails", Nested(33, "[", "]")},
+      {"/v1/emails:batch", R"({"emails": [)" + Nested(60000, R"({"a":)", "}") + "]}"},
+      {"/v1/emails:batch", R"({"emails": [{"to": "a@example.com", "text": "x", "cc": )" +
+                               Nested(100000, "[", "]") + "}]}"},
+      {"/v1/dlq:redrive", Nested(60000, R"({"queue":)", "}")},
+  };
+  for (const auto& c : cases) {
+    auto r = Call("POST", c.target, c.body);
+    ASSERT_EQ(r.status, 400) << c.target << " " << r.body.substr(0, 300);
+    auto error = json::parse(r.body)["error"];
+    EXPECT_EQ(error["code"], "json_too_deep") << r.body.substr(0, 300);
+    EXPECT_NE(error["message"].get<std::string>().find("deeper than 32 levels"), std::string::npos)
+        << r.body.substr(0, 300);
+  }
+  EXPECT_EQ(Available(*queues_.regular), 0);
+  EXPECT_EQ(Available(*queues_.priority), 0);
+  // The service still answers and queues.
+  EXPECT_EQ(Call("GET", "/healthz").status, 200);
+  EXPECT_EQ(Call("POST", "/v1/emails", kEnvelope).status, 202);
+  EXPECT_EQ(Available(*queues_.priority), 1);
+}
+
+// 1e309 and 400-digit integers answered 500 internal_error (nlohmann's
+// out_of_range escaped the parse_error handler).
+TEST_F(ApiServiceTest, NumbersBeyondDoubleRangeAre422NamingTheField) {
+  const std::string digits400(400, '4');
+  struct Case {
+    std::string target, body, field;
+  };
+  const Case cases[] = {
+      {"/v1/emails", R"({"to": ["a@example.com"], "text": "x", "priority": 1e309})", "priority"},
+      {"/v1/emails", R"({"to": ["a@example.com"], "text": "x", "priority": -1e400})", "priority"},
+      {"/v1/emails", R"({"to": ["a@example.com"], "text": "x", "priority": )" + digits400 + "}",
+       "priority"},
+      {"/v1/emails", R"({"to": ["a@example.com"], "text": "x", "trace": -)" + digits400 + "}",
+       "trace"},
+      {"/v1/emails:batch",
+       R"({"emails": [{"to": "a@example.com", "text": "x"}, {"to": "b@example.com", )"
+       R"("text": "y", "priority": 1E+400}]})",
+       "emails[1].priority"},
+      {"/v1/dlq:redrive", R"({"max": 1e999})", "max"},
+  };
+  for (const auto& c : cases) {
+    auto r = Call("POST", c.target, c.body);
+    ASSERT_EQ(r.status, 422) << c.target << " " << r.body;
+    auto error = json::parse(r.body)["error"];
+    EXPECT_EQ(error["code"], "number_out_of_range") << r.body;
+    EXPECT_EQ(error["field"], c.field) << r.body;
+    EXPECT_TRUE(error["message"].get<std::string>().starts_with(c.field + ": number ")) << r.body;
+  }
+  EXPECT_EQ(Available(*queues_.regular), 0);
+  EXPECT_EQ(Available(*queues_.priority), 0);
+  EXPECT_EQ(log_.str().find("api_handler_exception"), std::string::npos) << log_.str();
+}
+
+// Invalid UTF-8 in a request header made dump() throw inside the error
+// response: 500 instead of the 415 naming Content-Type.
+TEST_F(ApiServiceTest, InvalidUtf8EchoedInAnErrorIsReplacedNotThrown) {
+  auto r = Call("POST", "/v1/emails", kEnvelope, {{"content-type", "text/\xff\xfe"}});
+  EXPECT_EQ(r.status, 415) << r.body;
+  EXPECT_EQ(json::parse(r.body)["error"]["field"], "Content-Type");
+}
+
 TEST_F(ApiServiceTest, RedriveMovesOnlyTheLettersPresentAndPurgeEmpties) {
   for (int i = 0; i < 3; ++i) {
     SendMessageRequest dead;

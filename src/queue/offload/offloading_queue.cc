@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "postline/blob_store.h"
+#include "postline/json.h"
 #include "postline/queue_backend.h"
 
 namespace postline {
@@ -98,7 +99,18 @@ class OffloadingQueue final : public Queue {
       auto it = m.attributes.find(std::string(kBlobAttribute));
       if (it == m.attributes.end()) continue;
       const std::string key = it->second.value;
-      auto pointer = json::parse(m.body, nullptr, false);
+      // A body that is not this message's pointer, or a blob that is not the
+      // one it names, concerns this message alone: it gets a body the worker
+      // dead-letters as unparseable, and the rest of the batch is received.
+      auto pointer = ParseJson(m.body, {.document = "the large-body pointer"});
+      const std::string md5 =
+          pointer ? JsonString(JsonObject(*pointer, "postline_blob"), "md5") : std::string();
+      if (md5.empty()) {
+        m.body = fmt::format(
+            "postline: large body {} has an unreadable pointer: {}", key,
+            pointer ? std::string("no postline_blob.md5 string") : pointer.error().ToString());
+        continue;
+      }
       auto bytes = blobs_->Get(key);
       if (!bytes) {
         // The worker dead-letters an unparseable body with this reason.
@@ -106,10 +118,12 @@ class OffloadingQueue final : public Queue {
             fmt::format("postline: large body {} unavailable: {}", key, bytes.error().ToString());
         continue;
       }
-      if (!pointer.is_discarded() && pointer.contains("postline_blob") &&
-          pointer["postline_blob"].value("md5", "") != Md5Hex(*bytes)) {
-        return MakeError(ErrorKind::kTransient, "ChecksumMismatch",
-                         fmt::format("blob {}: MD5 does not match the pointer", key));
+      if (md5 != Md5Hex(*bytes)) {
+        m.body = fmt::format(
+            "postline: large body {} does not match its pointer (MD5 {} "
+            "expected, {} stored)",
+            key, md5, Md5Hex(*bytes));
+        continue;
       }
       m.body = std::move(*bytes);
       m.md5_of_body = Md5Hex(m.body);

@@ -112,5 +112,46 @@ TEST(OffloadingQueue, SendMessagesOffloadsLargeBodies) {
   EXPECT_TRUE(std::filesystem::is_empty((dir.path() / "blobs").string()));
 }
 
+// A pointer body whose "md5" was not a string made value() throw (the worker
+// aborted on every receive); a bad pointer or a mismatching blob failed the
+// whole receive, so the good messages received with it stayed in flight.
+// Each now comes back as a body the worker dead-letters as unparseable.
+TEST(OffloadingQueue, UnreadablePointersBecomeUnparseableBodiesNotFailedReceives) {
+  OffloadingFixture fixture;
+  auto blobs = NewFolderBlobStore((fixture.dir.path() / "blobs").string());
+  auto inner = fixture.service->GetQueue("small");
+  ASSERT_TRUE(inner);
+  ASSERT_TRUE(blobs->Put("kbad", "the stored body"));
+  const std::string pointers[] = {
+      R"({"postline_blob":{"key":"kbad","md5":5}})",
+      R"({"postline_blob":"kbad"})",
+      R"({"postline_blob":{"key":"kbad","size":1e400,"md5":"x"}})",
+      std::string(200, '[') + std::string(200, ']'),
+      R"({"postline_blob":{"key":"kbad","md5":"00000000000000000000000000000000"}})",
+  };
+  for (const auto& body : pointers) {
+    SendMessageRequest req;
+    req.body = body;
+    req.attributes[std::string(kBlobAttribute)] = {"String", "kbad"};
+    ASSERT_TRUE((*inner)->SendMessage(req));
+  }
+  SendMessageRequest good;
+  good.body = "tiny";
+  ASSERT_TRUE(fixture.queue->SendMessage(good));
+  ReceiveMessageRequest receive;
+  receive.max_number_of_messages = 10;
+  auto got = fixture.queue->ReceiveMessage(receive);
+  ASSERT_TRUE(got) << got.error().ToString();
+  ASSERT_EQ(got->size(), std::size(pointers) + 1);
+  int unreadable = 0;
+  for (const auto& m : *got) {
+    if (m.body == "tiny") continue;
+    EXPECT_TRUE(m.body.starts_with("postline: large body kbad ")) << m.body;
+    EXPECT_NE(m.body, "the stored body");
+    ++unreadable;
+  }
+  EXPECT_EQ(unreadable, static_cast<int>(std::size(pointers)));
+}
+
 }  // namespace
 }  // namespace postline

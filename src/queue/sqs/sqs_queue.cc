@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "postline/json.h"
 #include "postline/sqs.h"
 #include "postline/queue_backend.h"
 
@@ -65,9 +66,9 @@ Error MapSqsError(Error e, const aws::ServiceError& se) {
 // Entry-level error of a batch result (Failed[]).
 Error BatchEntryError(const json& failed) {
   aws::ServiceError se;
-  se.code = failed.value("Code", "");
-  se.message = failed.value("Message", "");
-  se.sender_fault = failed.value("SenderFault", false);
+  se.code = JsonString(failed, "Code");
+  se.message = JsonString(failed, "Message");
+  se.sender_fault = JsonBool(failed, "SenderFault", false);
   Error base{se.sender_fault ? ErrorKind::kInvalidInput : ErrorKind::kTransient,
              se.code,
              se.message.empty() ? se.code : se.message,
@@ -125,13 +126,13 @@ Result<MessageAttributes> DecodeMessageAttributes(const json& in) {
   if (!in.is_object()) return out;
   for (const auto& [name, value] : in.items()) {
     MessageAttributeValue v;
-    v.data_type = value.value("DataType", "String");
+    v.data_type = JsonString(value, "DataType", "String");
     if (v.data_type.starts_with("Binary")) {
-      auto bytes = aws::Base64Decode(value.value("BinaryValue", ""));
+      auto bytes = aws::Base64Decode(JsonString(value, "BinaryValue"));
       if (!bytes) return std::unexpected(bytes.error());
       v.value = *bytes;
     } else {
-      v.value = value.value("StringValue", "");
+      v.value = JsonString(value, "StringValue");
     }
     out[name] = std::move(v);
   }
@@ -169,10 +170,12 @@ QueueAttributes AttributesFromSqs(const json& attrs) {
       get("ReceiveMessageWaitTimeSeconds", a.receive_message_wait_time_seconds);
   if (attrs.contains("RedrivePolicy") && attrs["RedrivePolicy"].is_string() &&
       !attrs["RedrivePolicy"].get<std::string>().empty()) {
-    auto policy = json::parse(attrs["RedrivePolicy"].get<std::string>(), nullptr, false);
-    if (!policy.is_discarded() && policy.is_object()) {
+    auto parsed =
+        ParseJson(attrs["RedrivePolicy"].get<std::string>(), {.document = "the SQS RedrivePolicy"});
+    if (parsed && parsed->is_object()) {
+      const json& policy = *parsed;
       RedrivePolicy rp;
-      rp.dead_letter_queue = QueueNameFromArn(policy.value("deadLetterTargetArn", ""));
+      rp.dead_letter_queue = QueueNameFromArn(JsonString(policy, "deadLetterTargetArn"));
       rp.max_receive_count =
           policy.contains("maxReceiveCount") ? ToInt(policy["maxReceiveCount"], 0) : 0;
       a.redrive_policy = rp;
@@ -206,10 +209,11 @@ class SqsApi {
       return std::unexpected(MapSqsError(response.error(), se));
     }
     if (response->body.empty()) return json::object();
-    auto parsed = json::parse(response->body, nullptr, false);
-    if (parsed.is_discarded()) {
-      return MakeError(ErrorKind::kTransient, "ServiceUnavailable",
-                       fmt::format("SQS {}: the response is not JSON", action));
+    auto parsed = ParseJson(response->body, {.document = "the SQS response"});
+    if (!parsed) {
+      return MakeError(
+          ErrorKind::kTransient, "ServiceUnavailable",
+          fmt::format("SQS {}: the response is not JSON: {}", action, parsed.error().message));
     }
     return parsed;
   }
@@ -280,16 +284,16 @@ class SqsQueue final : public Queue {
         break;
       }
       std::vector<size_t> again;
-      for (const auto& ok : (*response).value("Successful", json::array())) {
-        auto it = index.find(ok.value("Id", ""));
+      for (const auto& ok : JsonArray(*response, "Successful")) {
+        auto it = index.find(JsonString(ok, "Id"));
         if (it == index.end()) continue;
         results[it->second].result = CheckSent(ok, entries[it->second].request);
       }
-      for (const auto& failed : (*response).value("Failed", json::array())) {
-        auto it = index.find(failed.value("Id", ""));
+      for (const auto& failed : JsonArray(*response, "Failed")) {
+        auto it = index.find(JsonString(failed, "Id"));
         if (it == index.end()) continue;
         results[it->second].result = std::unexpected(BatchEntryError(failed));
-        if (!failed.value("SenderFault", false)) again.push_back(it->second);
+        if (!JsonBool(failed, "SenderFault", false)) again.push_back(it->second);
       }
       to_send = std::move(again);
     }
@@ -326,32 +330,33 @@ class SqsQueue final : public Queue {
       return std::unexpected(response.error());
     }
     std::vector<ReceivedMessage> out;
-    for (const auto& m : (*response).value("Messages", json::array())) {
+    for (const auto& m : JsonArray(*response, "Messages")) {
       ReceivedMessage r;
-      r.message_id = m.value("MessageId", "");
-      r.receipt_handle = m.value("ReceiptHandle", "");
-      r.body = m.value("Body", "");
-      r.md5_of_body = m.value("MD5OfBody", "");
+      r.message_id = JsonString(m, "MessageId");
+      r.receipt_handle = JsonString(m, "ReceiptHandle");
+      r.body = JsonString(m, "Body");
+      r.md5_of_body = JsonString(m, "MD5OfBody");
       if (r.md5_of_body != Md5HexBytes(r.body)) {
         return MakeError(ErrorKind::kTransient, "ChecksumMismatch",
                          fmt::format("SQS message {}: MD5OfBody {} does not match the body",
                                      r.message_id, r.md5_of_body));
       }
-      auto attributes = DecodeMessageAttributes(m.value("MessageAttributes", json::object()));
+      auto attributes = DecodeMessageAttributes(JsonObject(m, "MessageAttributes"));
       if (!attributes) return std::unexpected(attributes.error());
       r.attributes = std::move(*attributes);
       if (!r.attributes.empty() &&
-          m.value("MD5OfMessageAttributes", "") != SqsAttributesMd5(r.attributes)) {
+          JsonString(m, "MD5OfMessageAttributes") != SqsAttributesMd5(r.attributes)) {
         return MakeError(
             ErrorKind::kTransient, "ChecksumMismatch",
             fmt::format("SQS message {}: MD5OfMessageAttributes does not match", r.message_id));
       }
-      json system = m.value("Attributes", json::object());
+      const json& system = JsonObject(m, "Attributes");
       r.approximate_receive_count = static_cast<int>(ToInt64(system, "ApproximateReceiveCount"));
       r.sent_timestamp = FromMillis(ToInt64(system, "SentTimestamp"));
       r.first_receive_timestamp = FromMillis(ToInt64(system, "ApproximateFirstReceiveTimestamp"));
       if (system.contains("DeadLetterQueueSourceArn")) {
-        r.dead_letter_source_queue = QueueNameFromArn(system.value("DeadLetterQueueSourceArn", ""));
+        r.dead_letter_source_queue =
+            QueueNameFromArn(JsonString(system, "DeadLetterQueueSourceArn"));
       }
       out.push_back(std::move(r));
     }
@@ -452,7 +457,7 @@ class SqsQueue final : public Queue {
     auto response =
         api_->Call("GetQueueAttributes", {{"QueueUrl", url_}, {"AttributeNames", {"All"}}});
     if (!response) return std::unexpected(response.error());
-    json attrs = (*response).value("Attributes", json::object());
+    const json& attrs = JsonObject(*response, "Attributes");
     QueueStats stats;
     stats.approximate_number_of_messages = ToInt64(attrs, "ApproximateNumberOfMessages");
     stats.approximate_number_of_messages_not_visible =
@@ -487,15 +492,15 @@ class SqsQueue final : public Queue {
 
   Result<SendMessageResult> CheckSent(const json& response, const SendMessageRequest& request) {
     SendMessageResult result;
-    result.message_id = response.value("MessageId", "");
-    result.md5_of_body = response.value("MD5OfMessageBody", "");
+    result.message_id = JsonString(response, "MessageId");
+    result.md5_of_body = JsonString(response, "MD5OfMessageBody");
     if (result.md5_of_body != Md5HexBytes(request.body)) {
       return MakeError(ErrorKind::kTransient, "ChecksumMismatch",
                        fmt::format("SQS SendMessage: MD5OfMessageBody {} does not match the body",
                                    result.md5_of_body));
     }
     if (!request.attributes.empty() &&
-        response.value("MD5OfMessageAttributes", "") != SqsAttributesMd5(request.attributes)) {
+        JsonString(response, "MD5OfMessageAttributes") != SqsAttributesMd5(request.attributes)) {
       return MakeError(ErrorKind::kTransient, "ChecksumMismatch",
                        "SQS SendMessage: MD5OfMessageAttributes does not match the attributes");
     }
@@ -548,11 +553,11 @@ class SqsQueue final : public Queue {
       }
       return nullptr;
     };
-    for (const auto& ok : (*response).value("Successful", json::array())) {
-      if (auto* r = find(ok.value("Id", ""))) r->result = {};
+    for (const auto& ok : JsonArray(*response, "Successful")) {
+      if (auto* r = find(JsonString(ok, "Id"))) r->result = {};
     }
-    for (const auto& failed : (*response).value("Failed", json::array())) {
-      if (auto* r = find(failed.value("Id", "")))
+    for (const auto& failed : JsonArray(*response, "Failed")) {
+      if (auto* r = find(JsonString(failed, "Id")))
         r->result = std::unexpected(BatchEntryError(failed));
     }
     return results;
@@ -590,7 +595,7 @@ class SqsService final : public SqsQueueService {
     json body = {{"QueueName", name}, {"Attributes", AttributesToSqs(attributes, dlq_arn)}};
     auto response = api_->Call("CreateQueue", body);
     if (!response) return std::unexpected(response.error());
-    std::string url = (*response).value("QueueUrl", "");
+    std::string url = JsonString(*response, "QueueUrl");
     Remember(name, url);
     auto queue = std::make_shared<SqsQueue>(api_, std::string(name), url, attributes);
     // SQS refuses differing attributes itself; emulators may not, so compare.
@@ -637,11 +642,12 @@ class SqsService final : public SqsQueueService {
       if (!next.empty()) body["NextToken"] = next;
       auto response = api_->Call("ListQueues", body);
       if (!response) return std::unexpected(response.error());
-      for (const auto& url : (*response).value("QueueUrls", json::array())) {
-        std::string u = url.get<std::string>();
+      for (const auto& url : JsonArray(*response, "QueueUrls")) {
+        if (!url.is_string()) continue;
+        const std::string& u = url.get_ref<const std::string&>();
         names.push_back(u.substr(u.rfind('/') + 1));
       }
-      next = (*response).value("NextToken", "");
+      next = JsonString(*response, "NextToken");
     } while (!next.empty());
     std::sort(names.begin(), names.end());
     return names;
@@ -662,7 +668,7 @@ class SqsService final : public SqsQueueService {
     }
     auto response = api_->Call("GetQueueUrl", {{"QueueName", name}});
     if (!response) return std::unexpected(response.error());
-    std::string url = (*response).value("QueueUrl", "");
+    std::string url = JsonString(*response, "QueueUrl");
     Remember(name, url);
     return url;
   }
@@ -673,7 +679,7 @@ class SqsService final : public SqsQueueService {
     auto response =
         api_->Call("GetQueueAttributes", {{"QueueUrl", *url}, {"AttributeNames", {"QueueArn"}}});
     if (!response) return std::unexpected(response.error());
-    return (*response).value("Attributes", json::object()).value("QueueArn", "");
+    return JsonString(JsonObject(*response, "Attributes"), "QueueArn");
   }
 
   Result<void> EnableManagedSse(std::string_view name) override {

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "platform/sqlite_statement.h"
+#include "postline/json.h"
 #include "postline/state.h"
 
 namespace postline {
@@ -44,9 +45,9 @@ EmailStatus ReadRow(Statement& st) {
   s.last_error = st.ColumnText(5);
   s.reply = st.ColumnText(6);
   s.provider_message_id = st.ColumnText(7);
-  auto recipients = nlohmann::json::parse(st.ColumnText(8), nullptr, false);
-  if (recipients.is_array()) {
-    for (const auto& r : recipients) {
+  auto recipients = ParseJson(st.ColumnText(8), {.document = "email_status.recipients"});
+  if (recipients && recipients->is_array()) {
+    for (const auto& r : *recipients) {
       if (r.is_string()) s.recipients.push_back(r.get<std::string>());
     }
   }
@@ -78,7 +79,8 @@ class SqliteStateStore final : public StateStore {
     st.Text(5, r.transport);
     st.Text(6, r.provider_message_id);
     st.Text(7, r.reply);
-    st.Text(8, nlohmann::json(r.rejected_recipients).dump());
+    st.Text(8, nlohmann::json(r.rejected_recipients)
+                   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     st.Int(9, r.attempts);
     st.Int(10, ToUnixMillis(r.sent_at));
     int rc = sqlite3_step(st.get());
@@ -105,9 +107,9 @@ class SqliteStateStore final : public StateStore {
     r.transport = st.ColumnText(4);
     r.provider_message_id = st.ColumnText(5);
     r.reply = st.ColumnText(6);
-    auto rejected = nlohmann::json::parse(st.ColumnText(7), nullptr, false);
-    if (rejected.is_array()) {
-      for (const auto& v : rejected) {
+    auto rejected = ParseJson(st.ColumnText(7), {.document = "sent.rejected"});
+    if (rejected && rejected->is_array()) {
+      for (const auto& v : *rejected) {
         if (v.is_string()) r.rejected_recipients.push_back(v.get<std::string>());
       }
     }
@@ -303,7 +305,7 @@ class SqliteStateStore final : public StateStore {
     st.Text(6, last_error);
     st.Text(7, reply);
     st.Text(8, ev.provider_message_id);
-    st.Text(9, recipients.dump());
+    st.Text(9, recipients.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     st.Text(10, subject);
     st.Text(11, key);
     st.Int(12, now);
