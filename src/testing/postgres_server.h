@@ -4,13 +4,14 @@
 //   if (!server) GTEST_SKIP() << server.error();
 //   auto url = (*server)->CreateDatabase("conformance");
 //
-// Start() runs initdb into a new temporary folder (fsync on, UTF8, the C
-// locale, password authentication over TCP), then `pg_ctl start` with the
+// Start() runs initdb into a new temporary folder (UTF8, the C locale,
+// password authentication over TCP), then `pg_ctl start` (fsync=on) with the
 // server listening on 127.0.0.1 on a free port and its unix socket in that
 // folder. PostgreSQL refuses to run as root: when the test runs as root the
 // folder is given to the `postgres` user and the programs run through
 // `runuser -u postgres --`. The destructor stops the server (`pg_ctl stop -m
-// fast`) and removes the folder.
+// immediate`: no checkpoint for a cluster about to be deleted) and removes the
+// folder.
 //
 // The programs come from POSTLINE_PG_BIN, else /usr/lib/postgresql/15/bin
 // (Debian's postgresql-15; scripts/bootstrap installs it).
