@@ -184,8 +184,7 @@ TEST(ConfigTest, DatabaseUrlIsALibpqStringShownWithoutItsPassword) {
     auto loaded = ResolveSettings({{"POSTLINE_DATABASE_URL", bad}});
     const auto* problem = FindProblem(loaded, "POSTLINE_DATABASE_URL");
     ASSERT_NE(problem, nullptr) << bad;
-    EXPECT_NE(problem->message.find("libpq connection URI"), std::string::npos)
-        << problem->message;
+    EXPECT_NE(problem->message.find("libpq connection URI"), std::string::npos) << problem->message;
   }
 }
 

@@ -99,44 +99,20 @@ class SqliteStateStore final : public StateStore {
     StateStoreCheck out;
     const char* file = sqlite3_db_filename(db_, "main");
     out.store = fmt::format("sqlite {}", file != nullptr ? file : "");
-    Statement st(db_, "SELECT count(*) FROM sqlite_schema WHERE name IN "
-                      "('sent', 'email_status', 'idempotency_keys')");
+    Statement st(db_,
+                 "SELECT count(*) FROM sqlite_schema WHERE name IN "
+                 "('sent', 'email_status', 'idempotency_keys')");
     const int rc = st.ok() ? sqlite3_step(st.get()) : SQLITE_ERROR;
     if (rc != SQLITE_ROW) {
       out.error = SqliteError(db_, rc, "health check");
     } else if (st.ColumnInt(0) != 3) {
-      out.error = Error{ErrorKind::kTransient, "ServiceUnavailable",
-                        fmt::format("state store: {} lacks its tables", out.store),
-                        "POSTLINE_DATA_DIR"};
+      out.error =
+          Error{ErrorKind::kTransient, "ServiceUnavailable",
+                fmt::format("state store: {} lacks its tables", out.store), "POSTLINE_DATA_DIR"};
     }
     out.reachable = !out.error;
     return out;
   }
-
- private:
-  // RecordSent's insert; REQUIRES: mu_ held.
-  Result<void> InsertSent(const SentRecord& r) {
-    Statement st(statements_,
-                 "INSERT OR IGNORE INTO sent (envelope_id, idempotency_key, message_id, queue, "
-                 "transport, provider_message_id, reply, rejected, attempts, sent_at_ms) "
-                 "VALUES (?,?,?,?,?,?,?,?,?,?)");
-    if (!st.ok()) return std::unexpected(SqliteError(db_, 0, "prepare insert"));
-    st.Text(1, r.envelope_id);
-    st.Text(2, r.idempotency_key);
-    st.Text(3, r.message_id);
-    st.Text(4, r.queue);
-    st.Text(5, r.transport);
-    st.Text(6, r.provider_message_id);
-    st.Text(7, r.reply);
-    st.Text(8, nlohmann::json(r.rejected_recipients).dump());
-    st.Int(9, r.attempts);
-    st.Int(10, ToUnixMillis(r.sent_at));
-    int rc = sqlite3_step(st.get());
-    if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, rc, "insert"));
-    return {};
-  }
-
- public:
 
   Result<std::optional<SentRecord>> FindSent(std::string_view envelope_id) override {
     std::lock_guard lock(mu_);
@@ -306,6 +282,28 @@ class SqliteStateStore final : public StateStore {
   }
 
  private:
+  // RecordSent's insert; REQUIRES: mu_ held.
+  Result<void> InsertSent(const SentRecord& r) {
+    Statement st(statements_,
+                 "INSERT OR IGNORE INTO sent (envelope_id, idempotency_key, message_id, queue, "
+                 "transport, provider_message_id, reply, rejected, attempts, sent_at_ms) "
+                 "VALUES (?,?,?,?,?,?,?,?,?,?)");
+    if (!st.ok()) return std::unexpected(SqliteError(db_, 0, "prepare insert"));
+    st.Text(1, r.envelope_id);
+    st.Text(2, r.idempotency_key);
+    st.Text(3, r.message_id);
+    st.Text(4, r.queue);
+    st.Text(5, r.transport);
+    st.Text(6, r.provider_message_id);
+    st.Text(7, r.reply);
+    st.Text(8, nlohmann::json(r.rejected_recipients).dump());
+    st.Int(9, r.attempts);
+    st.Int(10, ToUnixMillis(r.sent_at));
+    int rc = sqlite3_step(st.get());
+    if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, rc, "insert"));
+    return {};
+  }
+
   Result<void> Record(const StatusEvent& ev) {
     std::lock_guard lock(mu_);
     return UpsertStatus(ev);
