@@ -82,7 +82,8 @@ std::string RedactConnectionString(std::string_view conninfo);
 // The database `conninfo` names as "host:port/dbname" (what error messages
 // show), filled from libpq's defaults (PG* variables, the user name) where
 // the string is silent: e.g. "db.internal:5432/postline",
-// "/var/run/postgresql:5432/postline" for a unix socket. Several hosts are
+// "local socket:5432/postline" when no host is given (libpq then uses its
+// unix socket; a connection names the socket folder). Several hosts are
 // joined with ','. "" when the string does not parse.
 std::string DescribeDatabase(std::string_view conninfo);
 

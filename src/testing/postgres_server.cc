@@ -2,11 +2,9 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <spawn.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,6 +18,7 @@
 #include <vector>
 
 #include "postline/postgres.h"
+#include "testing/smtp_test_server.h"
 
 extern char** environ;
 
@@ -27,23 +26,6 @@ namespace postline::testing_support {
 namespace {
 
 namespace fs = std::filesystem;
-
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
 
 std::string Tail(const std::string& path, std::size_t max_bytes = 2000) {
   std::ifstream in(path, std::ios::binary);
@@ -141,7 +123,7 @@ std::expected<std::unique_ptr<PostgresServer>, std::string> PostgresServer::Star
   // The port is free when chosen; another process may take it before the
   // server binds it, so try a few.
   for (int attempt = 0; attempt < 5 && !server->running_; ++attempt) {
-    const int port = FreePort();
+    const int port = testing::UnusedLoopbackPort();
     const std::string options =
         fmt::format("-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=on -c max_connections=200",
                     port, templ);

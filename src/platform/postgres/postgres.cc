@@ -220,12 +220,12 @@ std::vector<std::string> SplitCommas(const std::string& text) {
 // "host:port/dbname" from libpq's values; several hosts joined with ','.
 std::string FormatDatabase(const std::string& hosts, const std::string& ports,
                            const std::string& dbname) {
-  const auto host_list = SplitCommas(hosts.empty() ? std::string("localhost") : hosts);
+  const auto host_list = SplitCommas(hosts.empty() ? std::string("local socket") : hosts);
   const auto port_list = SplitCommas(ports.empty() ? std::string("5432") : ports);
   std::string out;
   for (std::size_t i = 0; i < host_list.size(); ++i) {
     if (i > 0) out += ',';
-    out += host_list[i].empty() ? std::string("localhost") : host_list[i];
+    out += host_list[i].empty() ? std::string("local socket") : host_list[i];
     out += ':';
     const std::string& port = port_list.size() == 1  ? port_list[0]
                               : i < port_list.size() ? port_list[i]

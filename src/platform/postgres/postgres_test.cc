@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cctype>
+#include <cstdlib>
 #include <thread>
 #include <vector>
 
@@ -86,6 +87,9 @@ TEST(ConnectionStringTest, DescribesTheDatabaseWithoutThePassword) {
             "db.internal:6543/postline");
   EXPECT_EQ(DescribeDatabase("host=a,b port=1,2 dbname=x user=u password=p"), "a:1,b:2/x");
   EXPECT_EQ(DescribeDatabase("nonsense"), "");
+  if (std::getenv("PGHOST") == nullptr && std::getenv("PGPORT") == nullptr) {
+    EXPECT_EQ(DescribeDatabase("dbname=x"), "local socket:5432/x");
+  }
 }
 
 TEST(StorableTextTest, ReplacesWhatPostgresCannotHold) {
@@ -133,6 +137,18 @@ class PostgresTest : public ::testing::Test {
     auto conn = Connection::Open(url_);
     ASSERT_TRUE(conn) << conn.error().ToString();
     conn_ = std::move(*conn);
+  }
+
+  // A pool of `size` connections to the test's database.
+  std::shared_ptr<ConnectionPool> Pool(
+      int size, std::chrono::milliseconds acquire_timeout = std::chrono::seconds(10)) {
+    PoolOptions options;
+    options.conninfo = url_;
+    options.size = size;
+    options.acquire_timeout = acquire_timeout;
+    auto pool = ConnectionPool::Create(options);
+    EXPECT_TRUE(pool) << pool.error().ToString();
+    return pool ? *pool : nullptr;
   }
 
   // Ends the server process behind `pid` and waits until it is gone.
@@ -311,42 +327,34 @@ TEST_F(PostgresTest, AConnectionKilledByTheServerIsLostAndUnavailable) {
 }
 
 TEST_F(PostgresTest, ThePoolIsBoundedAndWaits) {
-  PoolOptions options;
-  options.conninfo = url_;
-  options.size = 2;
-  options.acquire_timeout = std::chrono::milliseconds(200);
-  auto pool = ConnectionPool::Create(options);
+  auto pool = Pool(2, std::chrono::milliseconds(200));
   ASSERT_TRUE(pool);
   {
-    auto a = (*pool)->Acquire();
-    auto b = (*pool)->Acquire();
+    auto a = pool->Acquire();
+    auto b = pool->Acquire();
     ASSERT_TRUE(a && b);
     EXPECT_TRUE(a->fresh());
-    auto c = (*pool)->Acquire();
+    auto c = pool->Acquire();
     ASSERT_FALSE(c);
     EXPECT_EQ(c.error().code, "database_busy");
-    EXPECT_EQ((*pool)->open_connections(), 2);
+    EXPECT_EQ(pool->open_connections(), 2);
   }
   // Given back: reused, not reopened.
-  auto d = (*pool)->Acquire();
+  auto d = pool->Acquire();
   ASSERT_TRUE(d);
   EXPECT_FALSE(d->fresh());
-  EXPECT_EQ((*pool)->open_connections(), 2);
+  EXPECT_EQ(pool->open_connections(), 2);
 }
 
 TEST_F(PostgresTest, ThreadsShareTheConnectionsOfAPool) {
-  PoolOptions options;
-  options.conninfo = url_;
-  options.size = 2;
-  std::atomic<int> ok{0};
-  options.acquire_timeout = std::chrono::seconds(10);
-  auto shared = ConnectionPool::Create(options);
+  auto shared = Pool(2);
   ASSERT_TRUE(shared);
+  std::atomic<int> ok{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 20; ++i) {
-        auto r = (*shared)->Run<std::int64_t>([&](Connection& c) -> Result<std::int64_t> {
+        auto r = shared->Run<std::int64_t>([&](Connection& c) -> Result<std::int64_t> {
           auto rows = c.Exec("SELECT $1::bigint + 1", Params().Int(i));
           if (!rows) return std::unexpected(rows.error());
           return rows->Int(0, 0);
@@ -357,43 +365,37 @@ TEST_F(PostgresTest, ThreadsShareTheConnectionsOfAPool) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok.load(), 160);
-  EXPECT_LE((*shared)->open_connections(), 2);
+  EXPECT_LE(shared->open_connections(), 2);
 }
 
 TEST_F(PostgresTest, ThePoolReplacesAConnectionTheServerDropped) {
-  PoolOptions options;
-  options.conninfo = url_;
-  options.size = 1;
-  auto pool = ConnectionPool::Create(options);
+  auto pool = Pool(1);
   ASSERT_TRUE(pool);
   int first_pid = 0;
   {
-    auto lease = (*pool)->Acquire();
+    auto lease = pool->Acquire();
     ASSERT_TRUE(lease);
     first_pid = (*lease)->BackendPid();
   }
   Terminate(first_pid);
-  auto pid = (*pool)->Run<int>([](Connection& c) -> Result<int> {
+  auto pid = pool->Run<int>([](Connection& c) -> Result<int> {
     auto rows = c.Exec("SELECT pg_backend_pid()");
     if (!rows) return std::unexpected(rows.error());
     return static_cast<int>(rows->Int(0, 0));
   });
   ASSERT_TRUE(pid) << pid.error().ToString();
   EXPECT_NE(*pid, first_pid);
-  EXPECT_EQ((*pool)->open_connections(), 1);
+  EXPECT_EQ(pool->open_connections(), 1);
 }
 
 TEST_F(PostgresTest, RunRetriesOnceWhenAReusedConnectionWasLost) {
-  PoolOptions options;
-  options.conninfo = url_;
-  options.size = 1;
-  auto pool = ConnectionPool::Create(options);
+  auto pool = Pool(1);
   ASSERT_TRUE(pool);
-  ASSERT_TRUE((*pool)->Run<int>([](Connection&) -> Result<int> { return 0; }));
+  ASSERT_TRUE(pool->Run<int>([](Connection&) -> Result<int> { return 0; }));
   // The connection dies between the pool's check and the statement: fn
   // kills its own backend on the first call.
   int calls = 0;
-  auto r = (*pool)->Run<int>([&](Connection& c) -> Result<int> {
+  auto r = pool->Run<int>([&](Connection& c) -> Result<int> {
     ++calls;
     if (calls == 1) Terminate(c.BackendPid());
     auto rows = c.Exec("SELECT 42");
