@@ -151,6 +151,11 @@ class SharedStateTest(PostlineTestCase):
         self.assertIn("127.0.0.1:1/postline", stderr)
         self.assertNotIn("hunter2", stderr)
 
+
+
+class DatabaseUrlConfigTest(PostlineTestCase):
+    """Needs no server: runs where PostgreSQL is not installed too."""
+
     def test_config_check_shows_the_url_without_its_password(self):
         out = self.run_postline("config", "check", env={
             "POSTLINE_DATABASE_URL": "postgresql://app:hunter2@db.internal:5432/postline?sslmode=require"
