@@ -21,9 +21,17 @@
 //       EnqueueEmails calls of B e-mails; prints {"per_second", "seconds"}.
 //       --synchronous: the queue's SqliteSynchronous (default full, as
 //       postline's default POSTLINE_SQLITE_SYNCHRONOUS).
+//   state     --store sqlite --data-dir D | --store postgres --url URL
+//             --count N --batch B [--threads T]
+//       Writes to the state store: B = 0, N status events (OnStatus, one
+//       "sending" event per e-mail) from T threads (default 1); B ≥ 1, N
+//       settled e-mails (a sent-log record and a "sent" event each) in
+//       RecordSettled calls of B from T threads. Prints {"per_second" (e-mails),
+//       "calls_per_second", "seconds"}.
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -40,6 +48,7 @@
 #include "postline/mime.h"
 #include "postline/service.h"
 #include "postline/queue.h"
+#include "postline/state.h"
 
 namespace {
 
@@ -232,6 +241,73 @@ int Enqueue(const Args& a) {
   return 0;
 }
 
+int State(const Args& a) {
+  const std::string store_kind = a.Get("store");
+  postline::StateStoreOptions options;
+  if (store_kind == "postgres") {
+    options.database_url = a.Get("url");
+  } else if (store_kind == "sqlite") {
+    options.sqlite_path = a.Get("data-dir") + "/state.db";
+  } else {
+    Die(fmt::format("--store is {}; allowed are sqlite and postgres", store_kind));
+  }
+  const long count = a.Int("count");
+  const long batch = a.Int("batch");
+  const long threads = a.Int("threads", "1");
+  if (threads < 1 || threads > 64) Die("--threads must be 1–64");
+  options.pool_size = static_cast<int>(threads);
+  std::atomic<long> failures{0};
+  options.on_error = [&](const postline::StatusEvent&, const postline::Error&) { ++failures; };
+  auto store = Check(postline::OpenStateStore(options), "open state store");
+  const auto clock = postline::SystemClock();
+  std::atomic<long> calls{0};
+  auto work = [&](long thread) {
+    const long begin = count * thread / threads;
+    const long end = count * (thread + 1) / threads;
+    postline::StatusEvent ev;
+    ev.queue = "invoice-generation-queue";
+    ev.attempts = 1;
+    if (batch <= 0) {
+      ev.state = postline::StatusEvent::State::kSending;
+      for (long i = begin; i < end; ++i) {
+        ev.envelope_id = fmt::format("01BENCH{:019}", i);
+        store->OnStatus(ev);
+        ++calls;
+      }
+      return;
+    }
+    ev.state = postline::StatusEvent::State::kSent;
+    ev.reply_code = 250;
+    for (long i = begin; i < end;) {
+      std::vector<postline::SettledMessage> settled;
+      for (; i < end && static_cast<long>(settled.size()) < batch; ++i) {
+        postline::SentRecord r;
+        r.envelope_id = fmt::format("01BENCH{:019}", i);
+        r.message_id = r.envelope_id + "@school.example.com";
+        r.queue = ev.queue;
+        r.transport = "smtp";
+        r.reply = "250 2.0.0 Ok: queued as 4XyZ1";
+        r.attempts = 1;
+        r.sent_at = clock->Now();
+        ev.envelope_id = r.envelope_id;
+        ev.detail = r.reply;
+        settled.push_back({std::move(r), ev});
+      }
+      Check(store->RecordSettled(settled), "record settled");
+      ++calls;
+    }
+  };
+  auto t0 = SteadyClock::now();
+  std::vector<std::thread> pool;
+  for (long t = 0; t < threads; ++t) pool.emplace_back(work, t);
+  for (auto& t : pool) t.join();
+  const double s = Seconds(SteadyClock::now() - t0).count();
+  if (failures > 0) Die(fmt::format("{} status writes failed", failures.load()));
+  fmt::print("{{\"per_second\": {:.1f}, \"calls_per_second\": {:.1f}, \"seconds\": {:.4f}}}\n",
+             double(count) / s, double(calls) / s, s);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -241,5 +317,6 @@ int main(int argc, char** argv) {
   if (a.mode == "priority") return Priority(a);
   if (a.mode == "render") return Render(a);
   if (a.mode == "enqueue") return Enqueue(a);
+  if (a.mode == "state") return State(a);
   Die(fmt::format("unknown mode {}", a.mode));
 }

@@ -46,6 +46,11 @@ struct Settings {
   std::string frontend_url = "http://localhost:3000";  // FRONTEND_URL
 
   std::string data_dir = "./var";     // POSTLINE_DATA_DIR: queue.db, state.db, outbox/
+  // POSTLINE_DATABASE_URL (secret: may hold a password): the PostgreSQL
+  // database of the shared state (sent log, status, idempotency keys) — a
+  // libpq URI postgres[ql]://user:password@host:port/dbname?sslmode=… or a
+  // keyword/value string "host=… dbname=…". Empty: <data_dir>/state.db.
+  std::string database_url;
   std::string outbox_dir;             // POSTLINE_OUTBOX_DIR (default <data_dir>/outbox)
   std::string from;                   // POSTLINE_FROM: default sender "Name <addr>"
   int concurrency = 4;                // POSTLINE_CONCURRENCY: 1–256 senders
@@ -132,7 +137,8 @@ LoadedSettings ResolveSettings(const std::map<std::string, std::string>& variabl
 std::map<std::string, std::string> EnvironmentVariables();
 
 // The resolved settings as "NAME=value" lines, secrets (passwords, secret
-// keys, session tokens) shown as "********" when set.
+// keys, session tokens) shown as "********" when set; POSTLINE_DATABASE_URL
+// with only its password hidden (pg::RedactConnectionString).
 std::vector<std::string> DescribeSettings(const Settings& settings);
 
 std::string_view QueueProviderName(QueueProvider p);

@@ -4,9 +4,23 @@
 // producers' idempotency keys.
 //
 // One interface, StateStore, with one backend per deployment:
-//   sqlite — <data dir>/state.db (WAL, synchronous=NORMAL, busy_timeout),
-//            shared by the processes of one machine (CLI, `postline worker`,
-//            `postline serve`, `postline api`) that share the data directory.
+//   sqlite   — <data dir>/state.db (WAL, synchronous=NORMAL, busy_timeout),
+//              shared by the processes of one machine (CLI, `postline
+//              worker`, `postline serve`, `postline api`) that share the data
+//              directory.
+//   postgres — a PostgreSQL database (POSTLINE_DATABASE_URL), shared by every
+//              process on every machine that names it: tables postline_sent,
+//              postline_email_status, postline_idempotency_keys, schema
+//              version in postline_schema (numbered migrations at open).
+// OpenStateStore picks one: a database URL means postgres, else sqlite.
+//
+// Whose clock: every timestamp written (sent_at of a SentRecord as given;
+// created/updated/sent times of status; the time of an idempotency claim)
+// and the "now" of Prune come from the Clock passed at open — on both
+// backends, never the database server's clock — so a fake clock moves
+// them in tests. Processes on several machines should keep their clocks in
+// sync (NTP); a skew of seconds only shifts the order of ListStatus and when
+// Prune removes a record. Times are kept in milliseconds.
 //
 // Who writes what: producers (service/ SendEmail, the dead-letter redrive)
 // report "queued" and claim idempotency keys; the delivery settler is the
@@ -14,7 +28,9 @@
 //
 // Durability of the sent log: a record survives a crash of any process; on
 // sqlite a power loss may drop the last records, which can only cause a
-// duplicate delivery (the at-least-once contract).
+// duplicate delivery (the at-least-once contract); on postgres a record is
+// durable as the server's synchronous_commit makes it (on by default: WAL
+// flushed before the commit returns).
 //
 // Thread-safety: a StateStore is safe to use from many threads, and from
 // several processes that open the same database.
@@ -25,6 +41,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -85,6 +102,24 @@ struct Retention {
 struct PruneResult {
   std::int64_t sent_records = 0;     // sent-log records removed
   std::int64_t status_records = 0;   // status records removed (with their keys)
+  // True when another process was pruning at the same time, so this call
+  // removed nothing and left the work to it (postgres; sqlite waits instead).
+  bool skipped = false;
+};
+
+// What one settled message adds to the store (StateStore::RecordSettled):
+// its sent-log record when it was delivered, and its status event.
+struct SettledMessage {
+  std::optional<SentRecord> sent;
+  std::optional<StatusEvent> status;  // status->email, when set, is not owned
+};
+
+// Which store this is and whether it answers (StateStore::Check).
+struct StateStoreCheck {
+  // "sqlite <path>" or "postgres <host:port/dbname>" (never a password).
+  std::string store;
+  bool reachable = false;
+  std::optional<Error> error;  // why not, when not reachable
 };
 
 class StateStore : public StatusObserver {
@@ -94,8 +129,9 @@ class StateStore : public StatusObserver {
   // --- sent log ---------------------------------------------------------------
 
   // Records a delivery. Recording the same envelope id twice keeps the first.
-  // Errors: kTransient "ServiceUnavailable" when the database is busy or the
-  // disk fails.
+  // Errors: kTransient — on sqlite "ServiceUnavailable" when the database is
+  // busy or the disk fails; on postgres "database_unavailable" (server
+  // unreachable or gone) or "database_busy" (postline/postgres.h).
   virtual Result<void> RecordSent(const SentRecord& record) = 0;
 
   // The sent-log record for an envelope id, or std::nullopt. Errors: as
@@ -151,8 +187,29 @@ class StateStore : public StatusObserver {
 
   // Deletes sent-log records older than now − retention.sent_log, and
   // status records and idempotency keys last updated before now −
-  // retention.status. Errors: as RecordSent.
+  // retention.status. One process prunes at a time: on postgres a call
+  // that finds another process pruning (a transaction-level advisory lock)
+  // returns at once with skipped = true; on sqlite it waits for the write
+  // lock. Errors: as RecordSent.
   virtual Result<PruneResult> Prune(const Retention& retention) = 0;
+
+  // --- batches and health -------------------------------------------------------------
+
+  // Records the sent-log records and status events of `messages`, in order,
+  // in ONE transaction — on postgres one round trip — with the rules of
+  // RecordSent (the first record of an envelope id wins) and OnStatus
+  // ("sent" is final, attempts never lowered, …). A status event with an
+  // empty envelope id is skipped. Unlike OnStatus the outcome is returned,
+  // not given to the StatusErrorHook: on error nothing of the batch is
+  // recorded, so a caller that deletes queue messages only after this
+  // succeeds never loses a sent-log record. An empty span does nothing.
+  // Errors: as RecordSent.
+  virtual Result<void> RecordSettled(std::span<const SettledMessage> messages) = 0;
+
+  // Which store this is and whether it answers now (a read of its schema),
+  // for `postline health`. Never fails: an unreachable store is reported in
+  // the result. Blocks at most the backend's connect/busy timeout.
+  virtual StateStoreCheck Check() = 0;
 };
 
 // Called when OnStatus fails to record; must not throw.
@@ -166,5 +223,42 @@ using StatusErrorHook = std::function<void(const StatusEvent&, const Error&)>;
 Result<std::shared_ptr<StateStore>> OpenSqliteStateStore(
     const std::string& path, std::shared_ptr<Clock> clock = SystemClock(),
     StatusErrorHook on_error = {});
+
+// Opens the PostgreSQL state store at `database_url` (a libpq URI
+// postgres[ql]://… or keyword/value string; sslmode and the rest honoured as
+// libpq does): creates a pool of at most `pool_size` connections (1–64),
+// connects once and brings the schema to this program's version (numbered
+// migrations in one transaction under an advisory lock, so processes that
+// start together do not race). `on_error` may be empty.
+//
+// Each call takes a pooled connection for its statements; a connection the
+// server dropped (restart, failover, pg_terminate_backend) is replaced, and
+// a call that found its idle connection dropped runs once more on a new one.
+// Text PostgreSQL cannot hold (NUL bytes, ill-formed UTF-8 — e.g. in an SMTP
+// server's reply) is stored with U+FFFD in their place.
+//
+// Errors: "invalid_database_url" (kInvalidInput); "database_unavailable"
+// (kTransient) naming host:port/dbname — never the password — when the
+// server cannot be reached or refuses the login; "schema_too_new"
+// (kPermanent, "schema version N of state in … is newer than this
+// program's M; upgrade postline"); the rest of postline/postgres.h's map.
+// Later calls return the same codes ("database_unavailable", "database_busy"
+// for a deadlock or a pool with no free connection within 10 s).
+Result<std::shared_ptr<StateStore>> OpenPostgresStateStore(
+    const std::string& database_url, std::shared_ptr<Clock> clock = SystemClock(),
+    StatusErrorHook on_error = {}, int pool_size = 8);
+
+// What OpenStateStore needs to pick and open a backend.
+struct StateStoreOptions {
+  std::string database_url;  // POSTLINE_DATABASE_URL: set → postgres
+  std::string sqlite_path;   // else this file (Settings::StateDatabasePath())
+  std::shared_ptr<Clock> clock = SystemClock();
+  StatusErrorHook on_error;  // may be empty
+  int pool_size = 8;         // postgres: connections per process, 1–64
+};
+
+// OpenPostgresStateStore when `database_url` is set, else
+// OpenSqliteStateStore on `sqlite_path`. Errors: theirs.
+Result<std::shared_ptr<StateStore>> OpenStateStore(const StateStoreOptions& options);
 
 }  // namespace postline

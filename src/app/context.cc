@@ -49,11 +49,11 @@ WorkerSettings WorkerSettingsFrom(const Settings& s, int concurrency) {
 
 Result<std::shared_ptr<StateStore>> OpenState(Context& ctx) {
   if (ctx.state) return ctx.state;
-  auto state = OpenSqliteStateStore(
-      ctx.settings.StateDatabasePath(), SystemClock(),
+  auto state = OpenStateStore(StateStoreOptions{
+      ctx.settings.database_url, ctx.settings.StateDatabasePath(), SystemClock(),
       [log = Log(ctx.logger)](const StatusEvent& ev, const Error& e) {
         log.Warn("status_record_failed", {{"envelope_id", ev.envelope_id}, {"error", e.ToString()}});
-      });
+      }});
   if (!state) return std::unexpected(state.error());
   ctx.state = *state;
   return ctx.state;

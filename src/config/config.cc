@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "postline/envelope.h"
+#include "postline/postgres.h"
 
 extern char** environ;
 
@@ -418,6 +419,13 @@ LoadedSettings ResolveSettings(const std::map<std::string, std::string>& variabl
   r.String("POSTLINE_BLOB_BUCKET", s.blob_bucket);
   r.String("POSTLINE_BLOB_DIR", s.blob_dir);
 
+  r.String("POSTLINE_DATABASE_URL", s.database_url);
+  if (!s.database_url.empty()) {
+    if (auto ok = pg::ValidateConnectionString(s.database_url); !ok) {
+      r.Problem("POSTLINE_DATABASE_URL", ok.error().message);
+    }
+  }
+
   return {std::move(s), r.TakeProblems()};
 }
 
@@ -479,6 +487,8 @@ std::vector<std::string> DescribeSettings(const Settings& s) {
       fmt::format("POSTLINE_DEPTH_ALARM={}", s.depth_alarm),
       fmt::format("POSTLINE_HTTP_MAX_BODY={}", s.http_max_body_bytes),
   };
+  out.push_back(
+      fmt::format("POSTLINE_DATABASE_URL={}", pg::RedactConnectionString(s.database_url)));
   return out;
 }
 

@@ -161,5 +161,32 @@ TEST(ConfigTest, DescribeRedactsSecrets) {
   EXPECT_NE(all.find("SMTP_PASSWORD=********"), std::string::npos);
 }
 
+TEST(ConfigTest, DatabaseUrlIsALibpqStringShownWithoutItsPassword) {
+  EXPECT_TRUE(ResolveSettings({}).settings.database_url.empty());
+  for (std::string url : {"postgresql://app:hunter2@db.internal:5432/postline?sslmode=require",
+                          "postgres://db/postline", "host=db dbname=postline password=hunter2"}) {
+    auto loaded = ResolveSettings({{"POSTLINE_DATABASE_URL", url}});
+    EXPECT_EQ(FindProblem(loaded, "POSTLINE_DATABASE_URL"), nullptr) << url;
+    EXPECT_EQ(loaded.settings.database_url, url);
+    std::string all;
+    for (const auto& line : DescribeSettings(loaded.settings)) all += line + "\n";
+    EXPECT_EQ(all.find("hunter2"), std::string::npos) << all;
+  }
+  auto uri = ResolveSettings(
+      {{"POSTLINE_DATABASE_URL", "postgresql://app:hunter2@db.internal:5432/postline"}});
+  std::string all;
+  for (const auto& line : DescribeSettings(uri.settings)) all += line + "\n";
+  EXPECT_NE(all.find("POSTLINE_DATABASE_URL=postgresql://app:********@db.internal:5432/postline\n"),
+            std::string::npos)
+      << all;
+
+  for (std::string bad : {"mysql://db/x", "hots=db", "postgresql://db/x?sslmod=require"}) {
+    auto loaded = ResolveSettings({{"POSTLINE_DATABASE_URL", bad}});
+    const auto* problem = FindProblem(loaded, "POSTLINE_DATABASE_URL");
+    ASSERT_NE(problem, nullptr) << bad;
+    EXPECT_NE(problem->message.find("libpq connection URI"), std::string::npos) << problem->message;
+  }
+}
+
 }  // namespace
 }  // namespace postline

@@ -67,25 +67,52 @@ class SqliteStateStore final : public StateStore {
 
   Result<void> RecordSent(const SentRecord& r) override {
     std::lock_guard lock(mu_);
-    Statement st(statements_,
-                 "INSERT OR IGNORE INTO sent (envelope_id, idempotency_key, message_id, queue, "
-                 "transport, provider_message_id, reply, rejected, attempts, sent_at_ms) "
-                 "VALUES (?,?,?,?,?,?,?,?,?,?)");
-    if (!st.ok()) return std::unexpected(SqliteError(db_, 0, "prepare insert"));
-    st.Text(1, r.envelope_id);
-    st.Text(2, r.idempotency_key);
-    st.Text(3, r.message_id);
-    st.Text(4, r.queue);
-    st.Text(5, r.transport);
-    st.Text(6, r.provider_message_id);
-    st.Text(7, r.reply);
-    st.Text(8, nlohmann::json(r.rejected_recipients)
-                   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-    st.Int(9, r.attempts);
-    st.Int(10, ToUnixMillis(r.sent_at));
-    int rc = sqlite3_step(st.get());
-    if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, rc, "insert"));
+    return InsertSent(r);
+  }
+
+  Result<void> RecordSettled(std::span<const SettledMessage> messages) override {
+    std::lock_guard lock(mu_);
+    char* err = nullptr;
+    if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, &err) != SQLITE_OK) {
+      sqlite3_free(err);
+      return std::unexpected(SqliteError(db_, 0, "begin settled batch"));
+    }
+    for (const auto& m : messages) {
+      Result<void> done;
+      if (m.sent) done = InsertSent(*m.sent);
+      if (done && m.status && !m.status->envelope_id.empty()) done = UpsertStatus(*m.status);
+      if (!done) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        return done;
+      }
+    }
+    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, &err) != SQLITE_OK) {
+      sqlite3_free(err);
+      Error e = SqliteError(db_, 0, "commit settled batch");
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      return std::unexpected(e);
+    }
     return {};
+  }
+
+  StateStoreCheck Check() override {
+    std::lock_guard lock(mu_);
+    StateStoreCheck out;
+    const char* file = sqlite3_db_filename(db_, "main");
+    out.store = fmt::format("sqlite {}", file != nullptr ? file : "");
+    Statement st(db_,
+                 "SELECT count(*) FROM sqlite_schema WHERE name IN "
+                 "('sent', 'email_status', 'idempotency_keys')");
+    const int rc = st.ok() ? sqlite3_step(st.get()) : SQLITE_ERROR;
+    if (rc != SQLITE_ROW) {
+      out.error = SqliteError(db_, rc, "health check");
+    } else if (st.ColumnInt(0) != 3) {
+      out.error =
+          Error{ErrorKind::kTransient, "ServiceUnavailable",
+                fmt::format("state store: {} lacks its tables", out.store), "POSTLINE_DATA_DIR"};
+    }
+    out.reachable = !out.error;
+    return out;
   }
 
   Result<std::optional<SentRecord>> FindSent(std::string_view envelope_id) override {
@@ -256,7 +283,36 @@ class SqliteStateStore final : public StateStore {
   }
 
  private:
+  // RecordSent's insert; REQUIRES: mu_ held.
+  Result<void> InsertSent(const SentRecord& r) {
+    Statement st(statements_,
+                 "INSERT OR IGNORE INTO sent (envelope_id, idempotency_key, message_id, queue, "
+                 "transport, provider_message_id, reply, rejected, attempts, sent_at_ms) "
+                 "VALUES (?,?,?,?,?,?,?,?,?,?)");
+    if (!st.ok()) return std::unexpected(SqliteError(db_, 0, "prepare insert"));
+    st.Text(1, r.envelope_id);
+    st.Text(2, r.idempotency_key);
+    st.Text(3, r.message_id);
+    st.Text(4, r.queue);
+    st.Text(5, r.transport);
+    st.Text(6, r.provider_message_id);
+    st.Text(7, r.reply);
+    st.Text(8, nlohmann::json(r.rejected_recipients)
+                   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    st.Int(9, r.attempts);
+    st.Int(10, ToUnixMillis(r.sent_at));
+    int rc = sqlite3_step(st.get());
+    if (rc != SQLITE_DONE) return std::unexpected(SqliteError(db_, rc, "insert"));
+    return {};
+  }
+
   Result<void> Record(const StatusEvent& ev) {
+    std::lock_guard lock(mu_);
+    return UpsertStatus(ev);
+  }
+
+  // The status upsert of Record; REQUIRES: mu_ held.
+  Result<void> UpsertStatus(const StatusEvent& ev) {
     using State = StatusEvent::State;
     const std::int64_t now = ToUnixMillis(clock_->Now());
     std::string last_error, reply;
@@ -271,7 +327,6 @@ class SqliteStateStore final : public StateStore {
       subject = ev.email->subject;
       key = ev.email->idempotency_key;
     }
-    std::lock_guard lock(mu_);
     // "sent" is final; other fields only replace what they know.
     Statement st(
         statements_,
